@@ -1,0 +1,126 @@
+"""Importing the clinical context of genomes from a CSV manifest.
+
+Columns: `genome_id` (required) and any of `patient_group`, `indication`, `requisition_region`,
+`sequencing_date` (YYYY-MM-DD). Comma, semicolon or tab separated, UTF-8 (a BOM is accepted). The
+whole file is validated before anything is written: every problem is reported with its line number,
+and the import is all or nothing. Known genomes are updated, new ones added; an empty cell leaves a
+known value as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from wgsvault.catalog.db import Catalog
+from wgsvault.catalog.models import Genome
+from wgsvault.errors import InputError
+
+COLUMNS = ("genome_id", "patient_group", "indication", "requisition_region", "sequencing_date")
+GENOME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
+MAX_ERRORS = 50
+
+
+class ManifestError(InputError):
+    """A manifest with one or more bad lines; `errors` holds one line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(errors[0] + more)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    updated: int
+
+
+def read_manifest(path: Path) -> list[dict[str, object]]:
+    """Validated rows of a manifest; raises ManifestError listing every bad line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise InputError(f"{path}:1: empty manifest: expected a header with {COLUMNS[0]}")
+    delim = max(",;\t", key=lines[0].count)
+    reader = csv.reader(lines, delimiter=delim)
+    header = [h.strip().lower() for h in next(reader)]
+    errors: list[str] = []
+    unknown = [h for h in header if h not in COLUMNS]
+    if "genome_id" not in header or unknown or len(set(header)) != len(header):
+        what = f"unknown column(s) {', '.join(unknown)}" if unknown else "bad header"
+        raise ManifestError(
+            [f"{path}:1: {what}: columns are {', '.join(COLUMNS)} (genome_id required, each once)"]
+        )
+    rows: list[dict[str, object]] = []
+    seen: dict[str, int] = {}
+    today = dt.date.today()
+    for lineno, fields in enumerate(reader, start=2):
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) != len(header):
+            errors.append(f"{path}:{lineno}: {len(fields)} fields, header has {len(header)}")
+            continue
+        row: dict[str, object] = {
+            h: (f.strip() or None) for h, f in zip(header, fields, strict=True)
+        }
+        gid = row["genome_id"]
+        if not isinstance(gid, str) or not GENOME_ID.match(gid):
+            errors.append(
+                f"{path}:{lineno}: genome_id {gid!r} is not a valid id (letters, digits, . _ -)"
+            )
+        elif gid in seen:
+            errors.append(f"{path}:{lineno}: genome_id {gid} repeats line {seen[gid]}")
+        else:
+            seen[gid] = lineno
+        date = row.get("sequencing_date")
+        if isinstance(date, str):
+            try:
+                row["sequencing_date"] = parsed = dt.date.fromisoformat(date)
+            except ValueError:
+                errors.append(f"{path}:{lineno}: sequencing_date {date!r} is not a date YYYY-MM-DD")
+            else:
+                if parsed > today:
+                    errors.append(f"{path}:{lineno}: sequencing_date {date} is in the future")
+        if len(errors) >= MAX_ERRORS:
+            break
+        rows.append(row)
+    if errors:
+        raise ManifestError(errors)
+    return rows
+
+
+def import_manifest(catalog: Catalog, path: Path) -> ImportResult:
+    """Validate `path` whole, then add or update its genomes in one transaction."""
+    rows = read_manifest(path)
+    added = updated = 0
+    now = dt.datetime.now(dt.UTC)
+    with catalog.session() as s:
+        known = {g.name: g for g in s.scalars(select(Genome))}
+        for row in rows:
+            name = str(row["genome_id"])
+            genome = known.get(name)
+            if genome is None:
+                genome = known[name] = Genome(name=name)
+                s.add(genome)
+                added += 1
+            else:
+                updated += 1
+            for col in COLUMNS[1:]:
+                if row.get(col) is not None:
+                    setattr(genome, col, row[col])
+            genome.manifest = str(path)
+            genome.updated_at = now
+    return ImportResult(added, updated)

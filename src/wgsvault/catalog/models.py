@@ -1,0 +1,145 @@
+"""Catalog tables (SQLAlchemy 2 declarative models).
+
+The catalog is the vault's memory of what is stored where: data controllers, genomes (with their
+clinical context when a manifest gave it), scanned roots, scans, one row per file (or per BCL run
+folder, counted as one unit) and the issues each scan reported. Bulk paths (scan, plan) use the
+`__table__` of these models through SQLAlchemy Core; the ORM classes serve everything else.
+
+Every schema change is an alembic migration in `catalog/migrations/versions`; a test checks that
+migrations and models agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Controller(Base):
+    """A data controller: a region, or the national database."""
+
+    __tablename__ = "controller"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "region" | "national"
+
+
+class Genome(Base):
+    """A genome (one person's sequenced sample), known by its national genome id (`name`)."""
+
+    __tablename__ = "genome"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    patient_group: Mapped[str | None] = mapped_column(String(200), index=True)
+    indication: Mapped[str | None] = mapped_column(String(500))
+    requisition_region: Mapped[str | None] = mapped_column(String(200))
+    sequencing_date: Mapped[dt.date | None] = mapped_column(Date)
+    manifest: Mapped[str | None] = mapped_column(Text)  # file the clinical context came from
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReferenceBuild(Base):
+    """A reference genome build (GRCh38, GRCh37, ...); sequences and digests come with the codec."""
+
+    __tablename__ = "reference_build"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Scan(Base):
+    """One run of `wgsvault scan` over one or more roots."""
+
+    __tablename__ = "scan"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    roots: Mapped[str] = mapped_column(Text)  # JSON list of root paths
+    layout: Mapped[str] = mapped_column(String(200))
+    files_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    added: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed: Mapped[int] = mapped_column(BigInteger, default=0)
+    vanished: Mapped[int] = mapped_column(BigInteger, default=0)
+    issues: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Root(Base):
+    """A scanned storage root; files belong to the root they were found under."""
+
+    __tablename__ = "root"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    last_scan_id: Mapped[int | None] = mapped_column(ForeignKey("scan.id"))
+
+
+class File(Base):
+    """A stored file, or an Illumina run folder as one unit (`n_files` > 1).
+
+    `unit` is the path of the group the file belongs to: its own path for a data file, the data
+    file's path for an index, the shared pair key for the two FASTQ files of a pair. The sha256
+    digest is valid only while `size` and `mtime_ns` equal the values it was computed for.
+    """
+
+    __tablename__ = "file"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root_id: Mapped[int] = mapped_column(ForeignKey("root.id"), index=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    unit: Mapped[str] = mapped_column(Text, index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    read_no: Mapped[int | None] = mapped_column(SmallInteger)
+    controller_id: Mapped[int | None] = mapped_column(ForeignKey("controller.id"))
+    genome_id: Mapped[int | None] = mapped_column(ForeignKey("genome.id"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    n_files: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), default="present")  # present | vanished
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256_size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256_mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    first_scan_id: Mapped[int] = mapped_column(ForeignKey("scan.id"))
+    last_change_scan_id: Mapped[int] = mapped_column(ForeignKey("scan.id"))
+
+    __table_args__ = (Index(None, "controller_id", "type"),)
+
+
+class ScanIssue(Base):
+    """Something a scan could not account for: unreadable path, broken link, unknown file..."""
+
+    __tablename__ = "scan_issue"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scan.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
