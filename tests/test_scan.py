@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import make_files, run_cli
 from sqlalchemy import select
 
 from wgsvault.catalog import Catalog
@@ -15,6 +14,8 @@ from wgsvault.catalog.models import Controller, File, Genome, Scan, ScanIssue
 from wgsvault.errors import InputError
 from wgsvault.layout import DEFAULT_LAYOUT
 from wgsvault.scan import scan
+
+from conftest import make_files, run_cli
 
 GENOME = {
     "region-east/G1/run1/RunInfo.xml": 100,

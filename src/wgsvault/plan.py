@@ -1,0 +1,405 @@
+"""Planning: from catalog facts and a policy to a list of actions, without touching any file.
+
+The catalog's present files are grouped into units (a data file with its index, a FASTQ pair, a
+run folder). Each unit gets the first policy rule that matches it; `delete` units stay *pending*
+while every requirement holds against the state after the plan, and fall back (`otherwise`) when
+one does not. Evaluation goes in rounds until nothing changes: each round first checks every
+pending unit against the state the previous round left, then applies the fallbacks, so the result
+does not depend on the order of units, and units that each need the other all stay rather than
+all go. Evidence only grows from round to round (a blocked unit stays, a converted one provides its
+CRAM), so a requirement once met stays met. Conversions that are fallbacks wait until no other
+change is pending and run by source type in the policy's `convert_order` (BAM first), so an aligned
+CRAM made from a BAM covers the genome's FASTQ and no unaligned CRAM is planned beside it; other
+fallbacks in a genome wait until its conversions are settled. After the first round only genomes
+whose units changed are checked again.
+
+Whatever needs content proof is marked `verify` with the check apply must pass first: identical
+copies by sha256 (already `met` when both digests are catalogued and equal), FASTQ coverage by
+verify-covers. Blocked actions are listed with their unmet requirement, never dropped.
+
+The plan is JSON (`wgsvault-plan/1`): stable action ids (from action and unit path), the files with
+the size/mtime/inode/digest they had, expected bytes freed, and a summary by controller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from wgsvault.catalog import Catalog
+from wgsvault.catalog.models import Controller, File, Genome
+from wgsvault.filetypes import FileType
+from wgsvault.footprint import TB
+from wgsvault.fsutil import atomic_write_text
+from wgsvault.policy import Policy, Requirement
+
+PLAN_FORMAT = "wgsvault-plan/1"
+SURVIVING = ("keep", "blocked")
+
+
+@dataclass
+class Unit:
+    key: str
+    type: str
+    controller: str | None
+    kind: str
+    genome: str | None
+    files: list[dict[str, object]] = field(default_factory=list)
+    size: int = 0
+    sig: tuple[int, ...] = ()
+    digests: tuple[str, ...] | None = None
+    rule: int = -1
+    state: str = "keep"  # keep | pending | convert | blocked
+    twin: Unit | None = None  # the identical copy this unit is deleted in favour of
+    checks: list[dict[str, object]] = field(default_factory=list)
+
+
+def load_units(catalog: Catalog) -> list[Unit]:
+    """Present files of the catalog grouped into units."""
+    F = File.__table__
+    stmt = (
+        select(
+            F.c.path,
+            F.c.unit,
+            F.c.type,
+            F.c.read_no,
+            F.c.size,
+            F.c.mtime_ns,
+            F.c.inode,
+            F.c.sha256,
+            F.c.sha256_size,
+            F.c.sha256_mtime_ns,
+            Controller.name,
+            Controller.kind,
+            Genome.name,
+        )
+        .select_from(F)
+        .outerjoin(Controller, Controller.id == F.c.controller_id)
+        .outerjoin(Genome, Genome.id == F.c.genome_id)
+        .where(F.c.status == "present")
+    )
+    units: dict[str, Unit] = {}
+    with catalog.engine.connect() as conn:
+        for (
+            path,
+            key,
+            ftype,
+            read_no,
+            size,
+            mtime,
+            inode,
+            sha,
+            s_size,
+            s_mtime,
+            c,
+            k,
+            g,
+        ) in conn.execute(stmt):
+            unit = units.get(key)
+            if unit is None:
+                unit = units[key] = Unit(key, ftype, c, k or "", g)
+            elif unit.type == FileType.INDEX and ftype != FileType.INDEX:
+                unit.type, unit.controller, unit.kind, unit.genome = ftype, c, k or "", g
+            valid = sha if (sha and s_size == size and s_mtime == mtime) else None
+            unit.files.append(
+                {
+                    "path": path,
+                    "type": ftype,
+                    "read": read_no,
+                    "size": size,
+                    "mtime_ns": mtime,
+                    "inode": inode,
+                    "sha256": valid,
+                }
+            )
+            unit.size += size
+    for unit in units.values():
+        data = sorted(
+            (f for f in unit.files if f["type"] != FileType.INDEX),
+            key=lambda f: (f["read"] or 0, str(f["path"])),
+        )
+        unit.files.sort(key=lambda f: str(f["path"]))
+        unit.sig = tuple(int(f["size"]) for f in data)  # type: ignore[call-overload]
+        shas = [f["sha256"] for f in data]
+        unit.digests = tuple(shas) if shas and all(shas) else None  # type: ignore[arg-type]
+    return sorted(units.values(), key=lambda u: (u.controller or "", u.genome or "", u.key))
+
+
+def _resolve(unit: Unit) -> Unit | None:
+    """The unit that will stand for `unit` after the plan (itself, or its identical twin)."""
+    hops = 0
+    while unit is not None and hops < 8:
+        if unit.state in SURVIVING or unit.state == "convert":
+            return unit
+        if unit.state == "pending" and unit.twin is not None:
+            unit, hops = unit.twin, hops + 1
+            continue
+        return None
+    return None
+
+
+def _provides(unit: Unit) -> set[str]:
+    """The data types a unit will provide after the plan."""
+    if unit.state == "convert":
+        # a BAM becomes an aligned CRAM; a FASTQ an unaligned CRAM, which keeps the reads only
+        return {FileType.CRAM} if unit.type == FileType.BAM else {FileType.FASTQ}
+    return {unit.type}
+
+
+class Planner:
+    def __init__(self, policy: Policy, units: list[Unit]) -> None:
+        self.policy = policy
+        self.units = units
+        self.by_genome: dict[str, list[Unit]] = defaultdict(list)
+        for u in units:
+            if u.genome is not None:
+                self.by_genome[u.genome].append(u)
+
+    def _in_scope(self, unit: Unit, other: Unit, scope: str) -> bool:
+        if other is unit:
+            return False
+        if scope == "controller":
+            return other.controller == unit.controller
+        if scope == "national":
+            return other.kind == "national"
+        return True
+
+    def _check(self, unit: Unit, req: Requirement) -> dict[str, object]:
+        where = {
+            "controller": f"at {unit.controller}",
+            "national": "in the national database",
+            "any": "anywhere",
+        }[req.scope]
+        out: dict[str, object] = {"kind": req.kind, "scope": req.scope}
+        if unit.genome is None:
+            return out | {"status": "unmet", "text": "the layout gives this file no genome id"}
+        cands = [o for o in self.by_genome[unit.genome] if self._in_scope(unit, o, req.scope)]
+        if req.kind == "identical":
+            return out | self._identical(unit, cands, where)
+        wanted = {t.value for t in req.types}
+        for cand in cands:
+            final = _resolve(cand)
+            if final is not None and _provides(final) & wanted:
+                evidence = [cand.key] + ([final.key] if final is not cand else [])
+                pending = " (to be converted)" if final.state == "convert" else ""
+                if req.kind == "covered":
+                    text = f"aligned CRAM {final.key}{pending} must hold every read of this FASTQ"
+                    return out | {
+                        "status": "verify",
+                        "text": text,
+                        "evidence": evidence,
+                        "check": "verify-covers",
+                    }
+                return out | {
+                    "status": "met",
+                    "evidence": evidence,
+                    "text": f"{final.type} {final.key}{pending} stays",
+                }
+        types = "/".join(sorted(wanted))
+        return out | {
+            "status": "unmet",
+            "text": f"no {types} of genome {unit.genome} stays {where}",
+        }
+
+    def _identical(self, unit: Unit, cands: list[Unit], where: str) -> dict[str, object]:
+        differ = None
+        for cand in cands:
+            if cand.type != unit.type or cand.sig != unit.sig or _resolve(cand) is not cand:
+                continue
+            if unit.digests and cand.digests:
+                if unit.digests != cand.digests:
+                    differ = cand
+                    continue
+                unit.twin = cand
+                return {
+                    "status": "met",
+                    "text": f"same sha256 as {cand.key}",
+                    "evidence": [cand.key],
+                }
+            unit.twin = cand
+            return {
+                "status": "verify",
+                "check": "sha256",
+                "evidence": [cand.key],
+                "text": f"same size as {cand.key}; sha256 to be proven equal",
+            }
+        if differ is not None:
+            return {"status": "unmet", "text": f"{differ.key} {where} has other content (sha256)"}
+        return {"status": "unmet", "text": f"no copy of this {unit.type} {where}"}
+
+    def _assign(self, unit: Unit, start: int) -> None:
+        i = self.policy.first_rule(unit.controller, unit.kind, unit.type, start)
+        unit.rule, unit.twin, unit.checks = i, None, []
+        action = self.policy.rule[i].action if i >= 0 else "keep"
+        unit.state = {"delete": "pending", "convert": "convert", "keep": "keep"}[action]
+
+    def run(self) -> None:
+        for u in self.units:
+            self._assign(u, 0)
+        dirty: set[str | None] | None = None  # None: every genome
+        waiting: dict[int, Unit] = {}  # failing units whose fallback is a conversion
+        while True:
+            # pass 1: check every pending unit against the state as the last round left it
+            failing: list[Unit] = []
+            for u in self.units:
+                if u.state != "pending" or (dirty is not None and u.genome not in dirty):
+                    continue
+                rule = self.policy.rule[u.rule]
+                u.twin = None
+                u.checks = [self._check(u, r) for r in rule.require]
+                if all(c["status"] != "unmet" for c in u.checks):
+                    waiting.pop(id(u), None)
+                elif rule.otherwise == "convert":
+                    waiting[id(u)] = u
+                else:
+                    failing.append(u)
+            # pass 2: fall back; conversions in a genome are settled before anything else there
+            # falls back (a unit waiting to become a CRAM will provide its reads)
+            waiting_genomes = {u.genome for u in waiting.values()}
+            changed: set[str | None] = set()
+            for u in failing:
+                if u.genome in waiting_genomes:
+                    continue
+                changed.add(u.genome)
+                otherwise = self.policy.rule[u.rule].otherwise
+                if otherwise == "next":
+                    self._assign(u, u.rule + 1)
+                else:
+                    u.state = "blocked" if otherwise == "block" else "keep"
+            if not changed and waiting:
+                order = [t.value for t in self.policy.convert_order]
+                rank = {t: order.index(t) if t in order else len(order) for t in order}
+                first = min((u.type for u in waiting.values()), key=lambda t: rank.get(t, 99))
+                for key, u in list(waiting.items()):
+                    if u.type == first:
+                        u.state = "convert"
+                        changed.add(u.genome)
+                        del waiting[key]
+            if not changed:
+                return
+            dirty = changed
+
+
+def _action(unit: Unit, policy: Policy) -> dict[str, object]:
+    rule = policy.rule[unit.rule]
+    if unit.state == "convert":
+        ratio = policy.convert_ratio.get(FileType(unit.type), 1.0)
+        new = round(unit.size * ratio)
+        kind = "convert"
+        freed = unit.size - new
+        checks = [c for c in unit.checks if c["status"] != "unmet"] + [
+            {
+                "kind": "lossless",
+                "status": "verify",
+                "check": "verify",
+                "text": f"the new CRAM must decode to exactly this {unit.type} before it goes",
+            }
+        ]
+    else:
+        kind, new, freed, checks = "delete", 0, unit.size, unit.checks
+    status = "blocked" if unit.state == "blocked" else "ready"
+    ident = hashlib.sha256(f"{kind}\0{unit.key}".encode()).hexdigest()[:16]
+    act: dict[str, object] = {
+        "id": ident,
+        "action": kind,
+        "status": status,
+        "genome": unit.genome,
+        "controller": unit.controller,
+        "type": unit.type,
+        "unit": unit.key,
+        "files": unit.files,
+        "bytes": unit.size,
+        "expected_bytes_freed": freed,
+        "preconditions": checks,
+        "rule": rule.note or f"rule {unit.rule + 1}",
+    }
+    if kind == "convert":
+        act["convert"] = {"to": "cram", "expected_bytes": new}
+    if status == "blocked":
+        act["reason"] = "; ".join(str(c["text"]) for c in checks if c["status"] == "unmet")
+    return act
+
+
+def _summary(
+    units: list[Unit], actions: list[dict[str, object]], price: float
+) -> dict[str, object]:
+    def block(before: int, freed: int) -> dict[str, object]:
+        return {
+            "bytes_before": before,
+            "bytes_after": before - freed,
+            "bytes_freed": freed,
+            "pct_freed": round(100 * freed / before, 2) if before else 0.0,
+            "cost_dkk_per_year_saved": round(freed / TB * price, 2),
+        }
+
+    before: dict[str, int] = defaultdict(int)
+    kinds: dict[str, str] = {}
+    for u in units:
+        name = u.controller or "(unassigned)"
+        before[name] += u.size
+        kinds[name] = u.kind
+    freed: dict[str, int] = defaultdict(int)
+    blocked_bytes = 0
+    for a in actions:
+        name = str(a["controller"] or "(unassigned)")
+        if a["status"] == "ready":
+            freed[name] += int(a["expected_bytes_freed"])  # type: ignore[call-overload]
+        else:
+            blocked_bytes += int(a["expected_bytes_freed"])  # type: ignore[call-overload]
+    total_before, total_freed = sum(before.values()), sum(freed.values())
+    by_kind = {
+        k: block(
+            sum(b for n, b in before.items() if kinds[n] == k),
+            sum(f for n, f in freed.items() if kinds[n] == k),
+        )
+        for k in ("region", "national")
+    }
+    count = defaultdict(int)
+    for a in actions:
+        count[f"{a['action']}_{a['status']}"] += 1
+    return block(total_before, total_freed) | {
+        "cost_dkk_per_year_before": round(total_before / TB * price, 2),
+        "cost_dkk_per_year_after": round((total_before - total_freed) / TB * price, 2),
+        "price_dkk_per_tb_year": price,
+        "actions": dict(sorted(count.items())),
+        "blocked_bytes": blocked_bytes,
+        "regions": by_kind["region"],
+        "national": by_kind["national"],
+        "by_controller": {
+            n: block(before[n], freed[n]) | {"kind": kinds[n]} for n in sorted(before)
+        },
+    }
+
+
+def make_plan(
+    catalog: Catalog, policy: Policy, *, price: float, controllers: list[str] | None = None
+) -> dict[str, object]:
+    """The plan (a JSON-ready dict) of `policy` over the catalog's present files."""
+    units = load_units(catalog)
+    Planner(policy, units).run()
+    scoped = [u for u in units if not controllers or u.controller in controllers]
+    actions = [_action(u, policy) for u in scoped if u.state in ("pending", "convert", "blocked")]
+    body = json.dumps(actions, sort_keys=True, separators=(",", ":")).encode()
+    return {
+        "format": PLAN_FORMAT,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "policy": {
+            "name": policy.name,
+            "description": policy.description,
+            "sha256": policy.digest,
+        },
+        "controllers": controllers or "all",
+        "actions_sha256": hashlib.sha256(body).hexdigest(),
+        "summary": _summary(scoped, actions, price),
+        "actions": actions,
+    }
+
+
+def write_plan(plan: dict[str, object], path: Path) -> None:
+    atomic_write_text(path, json.dumps(plan, indent=1) + "\n")

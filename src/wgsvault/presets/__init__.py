@@ -1,0 +1,1 @@
+"""Shipped policy presets (TOML): the owners' scenarios A, B and C."""
