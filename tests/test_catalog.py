@@ -26,6 +26,14 @@ def test_migrations_match_models(catalog: Catalog) -> None:
     assert catalog.upgrade() is False  # already at head
 
 
+def test_head_revision_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from wgsvault.catalog.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
 def test_backend_is_what_the_url_says(catalog: Catalog, catalog_url: str) -> None:
     assert catalog.backend == ("sqlite" if catalog_url.startswith("sqlite") else "postgresql")
 

@@ -29,6 +29,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -40,6 +41,11 @@ from wgsvault.fsutil import atomic_write_text
 from wgsvault.policy import Policy, Requirement
 
 PLAN_FORMAT = "wgsvault-plan/1"
+_WHERE = {
+    "controller": "at {controller}",
+    "national": "in the national database",
+    "any": "anywhere",
+}
 SURVIVING = ("keep", "blocked")
 
 
@@ -50,7 +56,7 @@ class Unit:
     controller: str | None
     kind: str
     genome: str | None
-    files: list[dict[str, object]] = field(default_factory=list)
+    files: list[FileFact] = field(default_factory=list)
     size: int = 0
     sig: tuple[int, ...] = ()
     digests: tuple[str, ...] | None = None
@@ -60,73 +66,52 @@ class Unit:
     checks: list[dict[str, object]] = field(default_factory=list)
 
 
+class FileFact(NamedTuple):
+    path: str
+    type: str
+    read: int | None
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None  # only when valid for this size and mtime
+
+
 def load_units(catalog: Catalog) -> list[Unit]:
     """Present files of the catalog grouped into units."""
     F = File.__table__
     stmt = (
         select(
-            F.c.path,
-            F.c.unit,
-            F.c.type,
-            F.c.read_no,
-            F.c.size,
-            F.c.mtime_ns,
-            F.c.inode,
-            F.c.sha256,
-            F.c.sha256_size,
-            F.c.sha256_mtime_ns,
-            Controller.name,
-            Controller.kind,
+            F.c.unit, F.c.path, F.c.type, F.c.read_no, F.c.size, F.c.mtime_ns, F.c.inode,
+            F.c.sha256, F.c.sha256_size, F.c.sha256_mtime_ns, Controller.name, Controller.kind,
             Genome.name,
         )
         .select_from(F)
         .outerjoin(Controller, Controller.id == F.c.controller_id)
         .outerjoin(Genome, Genome.id == F.c.genome_id)
         .where(F.c.status == "present")
-    )
+    )  # fmt: skip
     units: dict[str, Unit] = {}
+    index = FileType.INDEX.value
     with catalog.engine.connect() as conn:
-        for (
-            path,
-            key,
-            ftype,
-            read_no,
-            size,
-            mtime,
-            inode,
-            sha,
-            s_size,
-            s_mtime,
-            c,
-            k,
-            g,
-        ) in conn.execute(stmt):
+        for key, path, ftype, rd, size, mtime, inode, sha, s_size, s_mtime, c, k, g in conn.execute(
+            stmt
+        ):
             unit = units.get(key)
             if unit is None:
                 unit = units[key] = Unit(key, ftype, c, k or "", g)
-            elif unit.type == FileType.INDEX and ftype != FileType.INDEX:
+            elif unit.type == index and ftype != index:
                 unit.type, unit.controller, unit.kind, unit.genome = ftype, c, k or "", g
             valid = sha if (sha and s_size == size and s_mtime == mtime) else None
-            unit.files.append(
-                {
-                    "path": path,
-                    "type": ftype,
-                    "read": read_no,
-                    "size": size,
-                    "mtime_ns": mtime,
-                    "inode": inode,
-                    "sha256": valid,
-                }
-            )
+            unit.files.append(FileFact(path, ftype, rd, size, mtime, inode, valid))
             unit.size += size
     for unit in units.values():
-        data = sorted(
-            (f for f in unit.files if f["type"] != FileType.INDEX),
-            key=lambda f: (f["read"] or 0, str(f["path"])),
-        )
-        unit.files.sort(key=lambda f: str(f["path"]))
-        unit.sig = tuple(int(f["size"]) for f in data)  # type: ignore[call-overload]
-        shas = [f["sha256"] for f in data]
+        if len(unit.files) > 1:
+            unit.files.sort()
+        data = [f for f in unit.files if f.type != index]
+        if len(data) > 1:
+            data.sort(key=lambda f: (f.read or 0, f.path))
+        unit.sig = tuple(f.size for f in data)
+        shas = [f.sha256 for f in data]
         unit.digests = tuple(shas) if shas and all(shas) else None  # type: ignore[arg-type]
     return sorted(units.values(), key=lambda u: (u.controller or "", u.genome or "", u.key))
 
@@ -161,31 +146,27 @@ class Planner:
             if u.genome is not None:
                 self.by_genome[u.genome].append(u)
 
-    def _in_scope(self, unit: Unit, other: Unit, scope: str) -> bool:
-        if other is unit:
-            return False
+    def _candidates(self, unit: Unit, scope: str) -> list[Unit]:
+        """The other units of the unit's genome within `scope`."""
+        units = self.by_genome[unit.genome]  # type: ignore[index]
         if scope == "controller":
-            return other.controller == unit.controller
+            ctrl = unit.controller
+            return [o for o in units if o.controller == ctrl and o is not unit]
         if scope == "national":
-            return other.kind == "national"
-        return True
+            return [o for o in units if o.kind == "national" and o is not unit]
+        return [o for o in units if o is not unit]
 
     def _check(self, unit: Unit, req: Requirement) -> dict[str, object]:
-        where = {
-            "controller": f"at {unit.controller}",
-            "national": "in the national database",
-            "any": "anywhere",
-        }[req.scope]
         out: dict[str, object] = {"kind": req.kind, "scope": req.scope}
         if unit.genome is None:
             return out | {"status": "unmet", "text": "the layout gives this file no genome id"}
-        cands = [o for o in self.by_genome[unit.genome] if self._in_scope(unit, o, req.scope)]
+        cands = self._candidates(unit, req.scope)
         if req.kind == "identical":
-            return out | self._identical(unit, cands, where)
-        wanted = {t.value for t in req.types}
+            return out | self._identical(unit, cands, _WHERE[req.scope])
+        wanted = req.type_values
         for cand in cands:
             final = _resolve(cand)
-            if final is not None and _provides(final) & wanted:
+            if final is not None and not _provides(final).isdisjoint(wanted):
                 evidence = [cand.key] + ([final.key] if final is not cand else [])
                 pending = " (to be converted)" if final.state == "convert" else ""
                 if req.kind == "covered":
@@ -202,6 +183,7 @@ class Planner:
                     "text": f"{final.type} {final.key}{pending} stays",
                 }
         types = "/".join(sorted(wanted))
+        where = _WHERE[req.scope].format(controller=unit.controller)
         return out | {
             "status": "unmet",
             "text": f"no {types} of genome {unit.genome} stays {where}",
@@ -209,6 +191,7 @@ class Planner:
 
     def _identical(self, unit: Unit, cands: list[Unit], where: str) -> dict[str, object]:
         differ = None
+        where = where.format(controller=unit.controller)
         for cand in cands:
             if cand.type != unit.type or cand.sig != unit.sig or _resolve(cand) is not cand:
                 continue
@@ -313,7 +296,7 @@ def _action(unit: Unit, policy: Policy) -> dict[str, object]:
         "controller": unit.controller,
         "type": unit.type,
         "unit": unit.key,
-        "files": unit.files,
+        "files": [f._asdict() for f in unit.files],
         "bytes": unit.size,
         "expected_bytes_freed": freed,
         "preconditions": checks,

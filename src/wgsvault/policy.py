@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,10 @@ class Requirement(StrictModel):
     kind: Literal["exists", "covered", "identical"]
     types: list[FileType] = Field(default_factory=list)
     scope: Scope = "controller"
+
+    @cached_property
+    def type_values(self) -> frozenset[str]:
+        return frozenset(t.value for t in self.types)
 
     @model_validator(mode="after")
     def _check(self) -> Requirement:
@@ -103,10 +108,19 @@ class Policy(StrictModel):
     digest: str = ""  # sha256 of the policy text(s), filled in by load_policy
 
     def first_rule(self, controller: str | None, kind: str, ftype: str, start: int = 0) -> int:
-        for i in range(start, len(self.rule)):
-            if self.rule[i].matches(controller, kind, ftype):
-                return i
-        return -1
+        """Index of the first rule from `start` that matches, or -1 (memoised per key)."""
+        key = (controller, kind, ftype, start)
+        found = self._first.get(key)
+        if found is None:
+            found = next(
+                (i for i in range(start, len(self.rule)) if self.rule[i].matches(*key[:3])), -1
+            )
+            self._first[key] = found
+        return found
+
+    @cached_property
+    def _first(self) -> dict[tuple[str | None, str, str, int], int]:
+        return {}
 
 
 def _read(name_or_path: str, base: Path | None = None) -> tuple[Policy, str]:
