@@ -1,0 +1,95 @@
+"""The real `wgsvault` command in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import make_files, run_cli
+
+GB = 10**9
+TREE = {
+    "region-east/G1/G1_R1.fastq.gz": 45 * GB,
+    "region-east/G1/G1_R2.fastq.gz": 45 * GB,
+    "region-east/G1/G1.bam": 110 * GB,
+    "region-east/G1/G1.cram": 27 * GB,
+    "region-east/G1/G1.vcf.gz": 4 * GB,
+    "national/G1/G1.cram": 27 * GB,
+    "national/G1/G1.vcf.gz": 4 * GB,
+}
+
+
+def test_scan_footprint_plan(tmp_path: Path) -> None:
+    root, home = tmp_path / "estate", tmp_path / "home"
+    make_files(root, TREE)
+    out = run_cli("scan", str(root), home=home).stdout
+    assert "7 files" in out and "added 7, changed 0, vanished 0" in out
+    assert (home / "catalog.sqlite").exists()
+
+    fp = json.loads(run_cli("footprint", "--json", home=home).stdout)
+    assert fp["total"]["bytes"] == 262 * GB and fp["total"]["genomes"] == 1
+    csv_out = run_cli("footprint", "--csv", home=home).stdout
+    assert csv_out.splitlines()[0].startswith("controller,kind,type,files,bytes")
+    png = tmp_path / "fp.png"
+    run_cli("footprint", "--png", str(png), home=home)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+    plan_file = tmp_path / "plans/B.json"
+    res = run_cli("plan", "--policy", "B", "--out", str(plan_file), "--json", home=home)
+    summary = json.loads(res.stdout)["summary"]
+    for key in ("bytes_before", "bytes_after", "bytes_freed"):
+        assert isinstance(summary[key], int)
+        assert isinstance(summary["by_controller"]["region-east"][key], int)
+    assert summary["bytes_freed"] == 200 * GB  # BAM 110 + FASTQ 90 (covered by the CRAM)
+    assert summary["by_controller"]["national"]["bytes_freed"] == 0
+    plan = json.loads(plan_file.read_text())
+    assert {a["type"] for a in plan["actions"]} == {"bam", "fastq"}
+
+    table = run_cli("plan", "--policy", "C", home=home).stdout
+    assert "region-east" in table and "100.0 %" in table
+
+
+def test_genomes_import_and_list(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    m = tmp_path / "m.csv"
+    m.write_text("genome_id,patient_group\nNGC1,rare disease\nNGC2,neonatal\n")
+    assert "2 genomes added" in run_cli("genomes", "import", str(m), home=home).stdout
+    listing = run_cli("genomes", "list", "--patient-group", "neonatal", home=home).stdout
+    assert "NGC2" in listing and "NGC1" not in listing
+
+
+def _fails(proc, code: int, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line.startswith("wgsvault: error: ") for line in lines)
+    for frag in fragments:
+        assert frag in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _fails(
+        run_cli("scan", str(tmp_path / "nope"), home=home, check=False), 2, "nope: not a directory"
+    )
+    bad_layout = tmp_path / "layout.toml"
+    bad_layout.write_text("paths = [")
+    proc = run_cli("scan", str(tmp_path), "--layout", str(bad_layout), home=home, check=False)
+    _fails(proc, 2, "layout.toml: invalid TOML")
+    _fails(run_cli("plan", "--policy", "Z", home=home, check=False), 2, "Z: no such policy file")
+    m = tmp_path / "m.csv"
+    m.write_text("genome_id,sequencing_date\nA,2020-02-30\nB,x\n")
+    proc = run_cli("genomes", "import", str(m), home=home, check=False)
+    _fails(proc, 2, "m.csv:2: sequencing_date '2020-02-30'", "m.csv:3: sequencing_date 'x'")
+    proc = run_cli(
+        "--catalog", "postgresql://x@127.0.0.1:1/none", "footprint", home=home, check=False
+    )
+    _fails(proc, 3, "cannot open catalog")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_catalog_info_and_upgrade(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert "revision 0001" in run_cli("catalog", "upgrade", home=home).stdout
+    info = run_cli("catalog", "info", home=home).stdout
+    assert "backend sqlite" in info and "revision 0001" in info
