@@ -34,23 +34,38 @@ from wgsvault.policy import load_policy
 from wgsvault.scan import scan
 
 GB = 10**9
-REGIONS = ("region-hovedstaden", "region-sjaelland", "region-syddanmark", "region-midtjylland",
-           "region-nordjylland")  # fmt: skip
+REGIONS = (
+    "region-hovedstaden",
+    "region-sjaelland",
+    "region-syddanmark",
+    "region-midtjylland",
+    "region-nordjylland",
+)
 REGIONAL = {  # name template -> size; the run folder's 6 files count as one catalog unit
-    "{r}/RunInfo.xml": 2_000, "{r}/RTAComplete.txt": 40,
+    "{r}/RunInfo.xml": 2_000,
+    "{r}/RTAComplete.txt": 40,
     "{r}/Data/Intensities/BaseCalls/L001/L001_1.cbcl": 19 * GB,
     "{r}/Data/Intensities/BaseCalls/L002/L002_1.cbcl": 19 * GB,
     "{r}/Data/Intensities/BaseCalls/L003/L003_1.cbcl": 19 * GB,
     "{r}/Data/Intensities/BaseCalls/L004/L004_1.cbcl": 18 * GB,
-    "{g}_R1.fastq.gz": 45 * GB, "{g}_R2.fastq.gz": 45 * GB,
-    "{g}.bam": 110 * GB, "{g}.bam.bai": 9_000_000,
-    "{g}.cram": 27 * GB, "{g}.cram.crai": 1_500_000,
-    "{g}.g.vcf.gz": 30 * GB, "{g}.g.vcf.gz.tbi": 3_000_000,
-    "{g}.vcf.gz": 4 * GB, "{g}.vcf.gz.tbi": 2_000_000,
+    "{g}_R1.fastq.gz": 45 * GB,
+    "{g}_R2.fastq.gz": 45 * GB,
+    "{g}.bam": 110 * GB,
+    "{g}.bam.bai": 9_000_000,
+    "{g}.cram": 27 * GB,
+    "{g}.cram.crai": 1_500_000,
+    "{g}.g.vcf.gz": 30 * GB,
+    "{g}.g.vcf.gz.tbi": 3_000_000,
+    "{g}.vcf.gz": 4 * GB,
+    "{g}.vcf.gz.tbi": 2_000_000,
     "md5sums.txt": 900,
-}  # fmt: skip
-NATIONAL = {"{g}.cram": 27 * GB, "{g}.cram.crai": 1_500_000, "{g}.vcf.gz": 4 * GB,
-            "{g}.vcf.gz.tbi": 2_000_000}  # fmt: skip
+}
+NATIONAL = {
+    "{g}.cram": 27 * GB,
+    "{g}.cram.crai": 1_500_000,
+    "{g}.vcf.gz": 4 * GB,
+    "{g}.vcf.gz.tbi": 2_000_000,
+}
 
 
 def _sparse(path: str, size: int) -> None:
@@ -124,8 +139,13 @@ def main() -> None:
 
     rows: list[tuple[str, int, float, float, str]] = []
     cold = drop_caches()
-    _, t, c = timed(lambda: subprocess.run(
-        ["find", str(root), "-printf", "%s %T@ %i %y %p\n"], stdout=subprocess.DEVNULL, check=True))  # fmt: skip
+    _, t, c = timed(
+        lambda: subprocess.run(
+            ["find", str(root), "-printf", "%s %T@ %i %y %p\n"],
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+    )
     rows.append(("find -printf (GNU, C)" + (" cold" if cold else ""), nfiles, t, c, ""))
 
     db = a.dir / "catalog.sqlite"
@@ -135,11 +155,25 @@ def main() -> None:
     cat = open_catalog(url)
     drop_caches()
     res, t, c = timed(lambda: scan(cat, [str(root)], DEFAULT_LAYOUT))
-    rows.append(("wgsvault scan, empty catalog" + (" cold" if cold else ""), res.files_seen, t, c,
-                 f"{res.added:,} rows added"))  # fmt: skip
+    rows.append(
+        (
+            "wgsvault scan, empty catalog" + (" cold" if cold else ""),
+            res.files_seen,
+            t,
+            c,
+            f"{res.added:,} rows added",
+        )
+    )
     res, t, c = timed(lambda: scan(cat, [str(root)], DEFAULT_LAYOUT))
-    rows.append(("wgsvault rescan, nothing changed", res.files_seen, t, c,
-                 f"{res.added + res.changed + res.vanished} rows written"))  # fmt: skip
+    rows.append(
+        (
+            "wgsvault rescan, nothing changed",
+            res.files_seen,
+            t,
+            c,
+            f"{res.added + res.changed + res.vanished} rows written",
+        )
+    )
     step = max(1, a.genomes // (a.genomes // 100 or 1))
     for i in range(0, a.genomes, step):
         g = f"NGC{i:06d}"
@@ -149,24 +183,42 @@ def main() -> None:
         _sparse(str(d / "extra_qc.html"), 10)
         (d / "md5sums.txt").unlink(missing_ok=True)
     res, t, c = timed(lambda: scan(cat, [str(root)], DEFAULT_LAYOUT))
-    rows.append(("wgsvault rescan, 1 % genomes changed", res.files_seen, t, c,
-                 f"+{res.added:,} ~{res.changed:,} -{res.vanished:,}"))  # fmt: skip
+    rows.append(
+        (
+            "wgsvault rescan, 1 % genomes changed",
+            res.files_seen,
+            t,
+            c,
+            f"+{res.added:,} ~{res.changed:,} -{res.vanished:,}",
+        )
+    )
     for name in ("B", "C"):
         plan, t, c = timed(lambda n=name: make_plan(cat, load_policy(n), price=1500.0))  # type: ignore[misc]
         s = plan["summary"]
-        rows.append((f"wgsvault plan {name}", nfiles, t, c,
-                     f"{len(plan['actions']):,} actions, regions {s['regions']['pct_freed']:.1f} % freed"))  # fmt: skip
+        rows.append(
+            (
+                f"wgsvault plan {name}",
+                nfiles,
+                t,
+                c,
+                f"{len(plan['actions']):,} actions, {s['regions']['pct_freed']:.1f} % regional",
+            )
+        )
     cat.close()
 
-    table = Table(title=f"Scan and plan: {a.genomes:,} genomes, {nfiles:,} files "
-                  f"({os.cpu_count()} cores, catalog {url.split(':')[0]})")  # fmt: skip
+    table = Table(
+        title=f"Scan and plan: {a.genomes:,} genomes, {nfiles:,} files "
+        f"({os.cpu_count()} cores, catalog {url.split(':')[0]})"
+    )
     for col in ("step", "files", "wall s", "cpu s", "files/s", "note"):
         table.add_column(col, justify="left" if col in ("step", "note") else "right")
     for step_name, n, t, c, note in rows:
         table.add_row(step_name, f"{n:,}", f"{t:.1f}", f"{c:.1f}", f"{n / t:,.0f}", note)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    table.caption = (f"peak RSS {rss:,.0f} MB; caches dropped before cold runs: {cold}; "
-                     "targets: scan <= 120 s, plan <= 30 s")  # fmt: skip
+    table.caption = (
+        f"peak RSS {rss:,.0f} MB; caches dropped before cold runs: {cold}; "
+        "targets: scan <= 120 s, plan <= 30 s"
+    )
     con.print(table)
     if not a.keep:
         shutil.rmtree(root)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_files
 from wgsvault.catalog import Catalog
 from wgsvault.errors import PolicyError
 from wgsvault.layout import DEFAULT_LAYOUT
@@ -15,11 +14,22 @@ from wgsvault.plan import make_plan, write_plan
 from wgsvault.policy import load_policy
 from wgsvault.scan import scan
 
+from conftest import make_files
+
 GB = 10**9
 
 
-def regional(gid: str, region: str = "region-east", *, cram: bool = True, bam: bool = True,
-             vcf: bool = True, gvcf: bool = True, fastq: bool = True, bcl: bool = True) -> dict[str, int]:
+def regional(
+    gid: str,
+    region: str = "region-east",
+    *,
+    cram: bool = True,
+    bam: bool = True,
+    vcf: bool = True,
+    gvcf: bool = True,
+    fastq: bool = True,
+    bcl: bool = True,
+) -> dict[str, int]:
     d = f"{region}/{gid}"
     tree: dict[str, int] = {}
     if bcl:
@@ -38,12 +48,16 @@ def regional(gid: str, region: str = "region-east", *, cram: bool = True, bam: b
 
 
 def national(gid: str, cram_size: int = 27 * GB) -> dict[str, int]:
-    return {f"national/{gid}/{gid}.cram": cram_size, f"national/{gid}/{gid}.cram.crai": 100,
-            f"national/{gid}/{gid}.vcf.gz": 4 * GB}
+    return {
+        f"national/{gid}/{gid}.cram": cram_size,
+        f"national/{gid}/{gid}.cram.crai": 100,
+        f"national/{gid}/{gid}.vcf.gz": 4 * GB,
+    }
 
 
-def planned(catalog: Catalog, tmp_path: Path, tree: dict[str, int], policy: str,
-            digest: bool = False) -> dict:  # type: ignore[type-arg]
+def planned(
+    catalog: Catalog, tmp_path: Path, tree: dict[str, int], policy: str, digest: bool = False
+) -> dict:  # type: ignore[type-arg]
     root = tmp_path / "estate"
     make_files(root, tree)
     scan(catalog, [str(root)], DEFAULT_LAYOUT, digest=digest)
@@ -203,8 +217,11 @@ def test_controller_filter(sqlite_catalog: Catalog, tmp_path: Path) -> None:
     [
         ('name = "x"', "no rules"),
         ('name = "x"\n[[rule]]\ntypes = ["vcf"]\naction = "convert"', "only fastq and bam"),
-        ('name = "x"\n[[rule]]\ntypes = ["bam"]\naction = "delete"\n'
-         'require = [{ kind = "covered", types = ["cram"] }]', "fastq only"),
+        (
+            'name = "x"\n[[rule]]\ntypes = ["bam"]\naction = "delete"\n'
+            'require = [{ kind = "covered", types = ["cram"] }]',
+            "fastq only",
+        ),
         ('name = "x"\n[[rule]]\ntypes = ["bam"]\naction = "remove"', "rule.0.action"),
         ('name = "x"\nextends = "x.toml"\n[[rule]]\ntypes = ["bam"]\naction = "keep"', "loops"),
     ],
