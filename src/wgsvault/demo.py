@@ -30,7 +30,8 @@ from wgsvault.policy import load_policy
 from wgsvault.scan import scan
 
 GB = 10**9
-MARKER = ".wgsvault-demo"
+#: written beside (not inside) the estate once it is complete, so that a scan does not see it
+MARKER = ".wgsvault-demo-estate"
 REGIONS = ("region-east", "region-west")
 #: the owners' per-genome sizes in the regional production flow (GB)
 FIGURES_GB = {"bcl": 75, "fastq": 90, "bam": 110, "cram": 27, "gvcf": 30, "vcf": 4}
@@ -159,7 +160,9 @@ def build_estate(estate: Path) -> list[dict[str, str]]:
             reference=reference,
         )
         rows.append(_manifest_row(gid, n, region))
-    (estate / MARKER).write_text("built by wgsvault demo; --fresh removes this tree\n")
+    (estate.parent / MARKER).write_text(
+        f"{estate.name}/ was built by wgsvault demo; demo --fresh removes it\n"
+    )
     return rows
 
 
@@ -176,12 +179,15 @@ def _manifest_row(gid: str, n: int, region: str) -> dict[str, str]:
 def run_demo(directory: Path | None, *, fresh: bool, console: Console) -> DemoResult:
     home = directory or vault_home() / "demo"
     estate = home / "estate"
+    built = (home / MARKER).exists()
+    if estate.exists() and any(estate.iterdir()) and not built:
+        raise InputError(f"{estate}: not a demo estate (no {home / MARKER}); refusing to touch it")
     if fresh and estate.exists():
-        if not (estate / MARKER).exists():
-            raise InputError(f"{estate}: not a demo estate (no {MARKER}); refusing to remove it")
+        (home / MARKER).unlink(missing_ok=True)
         shutil.rmtree(estate)
+        built = False
     manifest = home / "manifest.csv"
-    if not (estate / MARKER).exists():
+    if not built or not estate.is_dir():
         console.print(f"[bold]Building demo estate[/] in {estate}")
         rows = build_estate(estate)
         with open(manifest, "w", newline="") as fh:
@@ -196,6 +202,7 @@ def run_demo(directory: Path | None, *, fresh: bool, console: Console) -> DemoRe
     res = scan(catalog, [str(estate)], DEFAULT_LAYOUT)
     console.print(
         f"[bold]Scanned[/] {res.files_seen:,} files, {render.human(res.bytes_seen)} "
+        f"as {res.entries:,} catalog entries "
         f"(added {res.added}, changed {res.changed}, vanished {res.vanished}); "
         f"manifest: {imported.added + imported.updated} genomes with clinical context"
     )

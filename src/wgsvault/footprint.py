@@ -118,7 +118,7 @@ def footprint(catalog: Catalog, *, price: float, projection: int) -> Footprint:
             ctrl,
             kind,
             File.type,
-            func.count(),
+            func.sum(File.n_files),  # a run folder is one entry of many files
             func.sum(File.size),
             func.count(distinct(File.genome_id)),
         )
@@ -136,7 +136,9 @@ def footprint(catalog: Catalog, *, price: float, projection: int) -> Footprint:
     )
     total_g = select(func.count(distinct(File.genome_id))).where(File.status == "present")
     with catalog.engine.connect() as conn:
-        cells = [Cell(c, k, t, n, int(b or 0), g) for c, k, t, n, b, g in conn.execute(stmt)]
+        cells = [
+            Cell(c, k, t, int(n or 0), int(b or 0), g) for c, k, t, n, b, g in conn.execute(stmt)
+        ]
         by_ctrl = {c: n for c, n in conn.execute(g_stmt)}
         genomes = conn.execute(total_g).scalar_one()
     cells.sort(key=lambda c: (c.kind != "national", c.controller, _TYPE_ORDER.get(c.type, 99)))

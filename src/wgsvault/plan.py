@@ -25,19 +25,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import orjson
 from sqlalchemy import select
 
+from wgsvault.bulk import paused_gc
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import Controller, File, Genome
 from wgsvault.filetypes import FileType
 from wgsvault.footprint import TB
-from wgsvault.fsutil import atomic_write_text
+from wgsvault.fsutil import atomic_write_bytes
 from wgsvault.policy import Policy, Requirement
 
 PLAN_FORMAT = "wgsvault-plan/1"
@@ -49,7 +50,7 @@ _WHERE = {
 SURVIVING = ("keep", "blocked")
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Unit:
     key: str
     type: str
@@ -79,35 +80,43 @@ class FileFact(NamedTuple):
 def load_units(catalog: Catalog) -> list[Unit]:
     """Present files of the catalog grouped into units."""
     F = File.__table__
-    stmt = (
-        select(
-            F.c.unit, F.c.path, F.c.type, F.c.read_no, F.c.size, F.c.mtime_ns, F.c.inode,
-            F.c.sha256, F.c.sha256_size, F.c.sha256_mtime_ns, Controller.name, Controller.kind,
-            Genome.name,
-        )
-        .select_from(F)
-        .outerjoin(Controller, Controller.id == F.c.controller_id)
-        .outerjoin(Genome, Genome.id == F.c.genome_id)
-        .where(F.c.status == "present")
-    )  # fmt: skip
+    stmt = select(
+        F.c.unit, F.c.path, F.c.type, F.c.read_no, F.c.size, F.c.mtime_ns, F.c.inode,
+        F.c.sha256, F.c.sha256_size, F.c.sha256_mtime_ns, F.c.controller_id, F.c.genome_id,
+    ).where(F.c.status == "present")  # fmt: skip
     units: dict[str, Unit] = {}
     index = FileType.INDEX.value
     with catalog.engine.connect() as conn:
-        for key, path, ftype, rd, size, mtime, inode, sha, s_size, s_mtime, c, k, g in conn.execute(
-            stmt
-        ):
-            unit = units.get(key)
-            if unit is None:
-                unit = units[key] = Unit(key, ftype, c, k or "", g)
-            elif unit.type == index and ftype != index:
-                unit.type, unit.controller, unit.kind, unit.genome = ftype, c, k or "", g
-            valid = sha if (sha and s_size == size and s_mtime == mtime) else None
-            unit.files.append(FileFact(path, ftype, rd, size, mtime, inode, valid))
-            unit.size += size
+        ctrl = {i: (n, k) for i, n, k in conn.execute(select(Controller.id, Controller.name,
+                                                             Controller.kind))}  # fmt: skip
+        ctrl[None] = (None, "")
+        genome: dict[int | None, str | None] = {
+            i: n for i, n in conn.execute(select(Genome.id, Genome.name))
+        }
+        genome[None] = None
+        result = conn.execute(stmt)
+        for rows in result.partitions(20_000):
+            for key, path, ftype, rd, size, mtime, inode, sha, s_size, s_mtime, cid, gid in rows:
+                unit = units.get(key)
+                if unit is None:
+                    c, k = ctrl[cid]
+                    unit = units[key] = Unit(key, ftype, c, k, genome[gid])
+                elif unit.type == index and ftype != index:
+                    c, k = ctrl[cid]
+                    unit.type, unit.controller, unit.kind, unit.genome = ftype, c, k, genome[gid]
+                valid = sha if (sha and s_size == size and s_mtime == mtime) else None
+                unit.files.append(FileFact(path, ftype, rd, size, mtime, inode, valid))
+                unit.size += size
     for unit in units.values():
-        if len(unit.files) > 1:
-            unit.files.sort()
-        data = [f for f in unit.files if f.type != index]
+        files = unit.files
+        if len(files) == 1:
+            f = files[0]
+            if f.type != index:
+                unit.sig = (f.size,)
+                unit.digests = (f.sha256,) if f.sha256 else None
+            continue
+        files.sort()
+        data = [f for f in files if f.type != index]
         if len(data) > 1:
             data.sort(key=lambda f: (f.read or 0, f.path))
         unit.sig = tuple(f.size for f in data)
@@ -296,7 +305,7 @@ def _action(unit: Unit, policy: Policy) -> dict[str, object]:
         "controller": unit.controller,
         "type": unit.type,
         "unit": unit.key,
-        "files": [f._asdict() for f in unit.files],
+        "files": [dict(zip(FileFact._fields, f, strict=True)) for f in unit.files],
         "bytes": unit.size,
         "expected_bytes_freed": freed,
         "preconditions": checks,
@@ -364,11 +373,18 @@ def make_plan(
     catalog: Catalog, policy: Policy, *, price: float, controllers: list[str] | None = None
 ) -> dict[str, object]:
     """The plan (a JSON-ready dict) of `policy` over the catalog's present files."""
+    with paused_gc():
+        return _make_plan(catalog, policy, price, controllers)
+
+
+def _make_plan(
+    catalog: Catalog, policy: Policy, price: float, controllers: list[str] | None
+) -> dict[str, object]:
     units = load_units(catalog)
     Planner(policy, units).run()
     scoped = [u for u in units if not controllers or u.controller in controllers]
     actions = [_action(u, policy) for u in scoped if u.state in ("pending", "convert", "blocked")]
-    body = json.dumps(actions, sort_keys=True, separators=(",", ":")).encode()
+    body = orjson.dumps(actions, option=orjson.OPT_SORT_KEYS)
     return {
         "format": PLAN_FORMAT,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -385,4 +401,6 @@ def make_plan(
 
 
 def write_plan(plan: dict[str, object], path: Path) -> None:
-    atomic_write_text(path, json.dumps(plan, indent=1) + "\n")
+    """Write the plan JSON (indented for people, unless it is national-scale)."""
+    big = len(plan["actions"]) > 10_000  # type: ignore[arg-type]
+    atomic_write_bytes(path, orjson.dumps(plan, option=0 if big else orjson.OPT_INDENT_2) + b"\n")

@@ -24,6 +24,7 @@ from multiprocessing import get_context
 
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
 
+from wgsvault.bulk import paused_gc
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import Controller, File, Genome, Root, Scan, ScanIssue
 from wgsvault.digest import sha256_path
@@ -44,6 +45,7 @@ class ScanResult:
     scan_id: int
     roots: list[str]
     files_seen: int = 0
+    entries: int = 0  # catalog entries: a run folder is one entry of many files
     bytes_seen: int = 0
     added: int = 0
     changed: int = 0
@@ -100,7 +102,7 @@ def scan(
         s.flush()
         result = ScanResult(scan_row.id, root_paths)
     try:
-        with catalog.engine.begin() as conn:
+        with paused_gc(), catalog.engine.begin() as conn:
             sync = _Sync(conn, layout, result)
             for root in root_paths:
                 root_id = sync.root_id(root)
@@ -217,6 +219,7 @@ class _Sync:
         scan_id = res.scan_id
         for rec in records:
             res.files_seen += rec.n_files
+            res.entries += 1
             res.bytes_seen += rec.size
             cid = self._controller(rec.controller)
             gid = self._genome(rec.genome)

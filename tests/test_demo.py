@@ -1,0 +1,79 @@
+"""The demo estate and the main job on it: the owners' scenario figures from scanned sizes."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pysam
+import pytest
+from rich.console import Console
+
+from wgsvault.demo import GB, check_sparse, run_demo
+from wgsvault.errors import InputError
+
+from conftest import run_cli
+
+OWNERS = {"A": 64.0, "B": 91.0, "C": 99.0}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("demo")
+    return run_demo(home, fresh=False, console=Console(file=io.StringIO(), width=200))
+
+
+def test_scenarios_match_the_owners_figures(demo) -> None:  # type: ignore[no-untyped-def]
+    for name, figure in OWNERS.items():
+        regions = demo.plans[name]["summary"]["regions"]
+        assert abs(regions["pct_freed"] - figure) <= 2.0, (name, regions)
+        # computed from scanned sizes: bytes_before is what the scan found in the regions
+        assert regions["bytes_before"] > 6 * 300 * GB  # six simulated genomes
+    a, b, c = (demo.plans[n]["summary"]["bytes_freed"] for n in "ABC")
+    assert a < b < c
+
+
+def test_demo_shows_conversion_and_blocked_actions(demo) -> None:  # type: ignore[no-untyped-def]
+    b_actions = demo.plans["B"]["actions"]
+    converts = [a for a in b_actions if a["action"] == "convert"]
+    assert [a["type"] for a in converts] == ["bam"]  # the real genome without CRAM
+    fq = next(a for a in b_actions if a["genome"] == converts[0]["genome"] and a["type"] == "fastq")
+    assert fq["action"] == "delete" and fq["preconditions"][0]["check"] == "verify-covers"
+    blocked = [a for a in demo.plans["C"]["actions"] if a["status"] == "blocked"]
+    assert blocked and all("national database" in a["reason"] for a in blocked)
+    assert (demo.home / "plan-C.json").exists()
+    assert json.loads((demo.home / "plan-B.json").read_text())["policy"]["name"] == "B"
+
+
+def test_demo_real_genomes_are_valid_files(demo) -> None:  # type: ignore[no-untyped-def]
+    crams = sorted(demo.estate.glob("*/*/*.cram"))
+    real = [c for c in crams if c.stat().st_blocks > 0]
+    assert real, "the demo holds real, readable CRAMs"
+    ref = demo.home / "reference" / "demo_ref.fa"
+    with pysam.AlignmentFile(str(real[0]), reference_filename=str(ref)) as fh:
+        assert sum(1 for _ in fh) == 2000
+
+
+def test_demo_rerun_is_incremental(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    again = run_demo(demo.home, fresh=False, console=Console(file=io.StringIO()))
+    assert again.plans["B"]["summary"] == demo.plans["B"]["summary"]
+
+
+def test_fresh_refuses_a_tree_it_did_not_build(tmp_path: Path) -> None:
+    (tmp_path / "estate").mkdir()
+    (tmp_path / "estate" / "precious.cram").write_bytes(b"x")
+    with pytest.raises(InputError, match="not a demo estate"):
+        run_demo(tmp_path, fresh=True, console=Console(file=io.StringIO()))
+    assert (tmp_path / "estate" / "precious.cram").exists()
+
+
+def test_sparse_probe(tmp_path: Path) -> None:
+    check_sparse(tmp_path)  # passes here; leaves nothing behind
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    out = run_cli("demo", home=tmp_path).stdout
+    assert "Scenarios on this estate vs the owners' figures" in out
+    assert (tmp_path / "demo" / "catalog.sqlite").exists()
