@@ -29,7 +29,7 @@ from rich.table import Table
 
 from wgsvault.catalog import open_catalog
 from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.plan import make_plan
+from wgsvault.plan import make_plan, write_plan
 from wgsvault.policy import load_policy
 from wgsvault.scan import scan
 
@@ -195,6 +195,8 @@ def main() -> None:
     for name in ("B", "C"):
         plan, t, c = timed(lambda n=name: make_plan(cat, load_policy(n), price=1500.0))  # type: ignore[misc]
         s = plan["summary"]
+        out = a.dir / f"plan-{name}.json"
+        _, tw, cw = timed(lambda p=plan, o=out: write_plan(p, o))  # type: ignore[misc]
         rows.append(
             (
                 f"wgsvault plan {name}",
@@ -202,6 +204,15 @@ def main() -> None:
                 t,
                 c,
                 f"{len(plan['actions']):,} actions, {s['regions']['pct_freed']:.1f} % regional",
+            )
+        )
+        rows.append(
+            (
+                f"  + write plan {name} file",
+                nfiles,
+                tw,
+                cw,
+                f"{out.stat().st_size / 1e6:,.0f} MB JSON",
             )
         )
     cat.close()

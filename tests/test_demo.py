@@ -77,3 +77,14 @@ def test_demo_command(tmp_path: Path) -> None:
     out = run_cli("demo", home=tmp_path).stdout
     assert "Scenarios on this estate vs the owners' figures" in out
     assert (tmp_path / "demo" / "catalog.sqlite").exists()
+
+
+def test_demo_command_on_postgresql(tmp_path: Path, pg_database: str) -> None:
+    out = run_cli("--catalog", pg_database, "demo", home=tmp_path).stdout
+    assert f"--catalog {pg_database}" in out
+    assert not (tmp_path / "demo" / "catalog.sqlite").exists()
+    plan = json.loads(
+        run_cli("--catalog", pg_database, "plan", "--policy", "B", "--json", home=tmp_path).stdout
+    )
+    regions = plan["summary"]["regions"]
+    assert abs(regions["pct_freed"] - OWNERS["B"]) <= 2.0

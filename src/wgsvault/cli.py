@@ -263,10 +263,13 @@ def demo(
     ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild the demo estate")] = False,
 ) -> None:
-    """Build a demo estate, scan it, show its footprint and the plans of scenarios A, B, C."""
+    """Build a demo estate, scan it, show its footprint and the plans of scenarios A, B, C.
+
+    The catalog is a SQLite file in the demo home unless --catalog names another one.
+    """
     from wgsvault.demo import run_demo
 
-    run_demo(directory, fresh=fresh, console=out)
+    run_demo(directory, fresh=fresh, console=out, catalog_url=_state["catalog"])
 
 
 def main() -> None:

@@ -176,7 +176,9 @@ def _manifest_row(gid: str, n: int, region: str) -> dict[str, str]:
     }
 
 
-def run_demo(directory: Path | None, *, fresh: bool, console: Console) -> DemoResult:
+def run_demo(
+    directory: Path | None, *, fresh: bool, console: Console, catalog_url: str | None = None
+) -> DemoResult:
     home = directory or vault_home() / "demo"
     estate = home / "estate"
     built = (home / MARKER).exists()
@@ -194,7 +196,7 @@ def run_demo(directory: Path | None, *, fresh: bool, console: Console) -> DemoRe
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    url = f"sqlite:///{home / 'catalog.sqlite'}"
+    url = catalog_url or f"sqlite:///{home / 'catalog.sqlite'}"
     catalog = open_catalog(url)
     from wgsvault.catalog.manifest import import_manifest
 
@@ -218,9 +220,11 @@ def run_demo(directory: Path | None, *, fresh: bool, console: Console) -> DemoRe
     blocked = render.blocked_table(plans["C"])
     if blocked is not None:
         console.print(blocked)
+    where = f"--catalog {url}" if catalog_url else f"WGSVAULT_HOME={home}"
     console.print(
         f"Plans written to {home}/plan-{{A,B,C}}.json. Explore: "
-        f"WGSVAULT_HOME={home} wgsvault footprint | plan --policy B"
+        f"{where} wgsvault footprint | plan --policy B",
+        soft_wrap=True,
     )
     catalog.close()
     return DemoResult(home, estate, url, plans)
