@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -90,6 +91,93 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
 
 def test_catalog_info_and_upgrade(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert "revision 0001" in run_cli("catalog", "upgrade", home=home).stdout
+    assert "revision 0002" in run_cli("catalog", "upgrade", home=home).stdout
     info = run_cli("catalog", "info", home=home).stdout
-    assert "backend sqlite" in info and "revision 0001" in info
+    assert "backend sqlite" in info and "revision 0002" in info
+
+
+def _plain(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes())
+
+
+def test_codec_commands_end_to_end(tmp_path: Path) -> None:
+    """ref add -> convert bam/fastq -> verify -> verify-covers -> restore, as a user runs them."""
+    from wgsvault.synth import write_genome, write_reference
+
+    home = tmp_path / "home"
+    ref = write_reference(tmp_path / "ref.fa", seed=21)
+    g = write_genome(tmp_path / "G", "G9", ref, seed=21, n_pairs=300)
+    assert (
+        "synth21: 1 sequences"
+        in run_cli("ref", "add", str(ref), "--build", "synth21", home=home).stdout
+    )
+    assert "synth21" in run_cli("ref", "list", "--sequences", home=home).stdout
+    assert "every reference sequence" in run_cli("ref", "check", str(g.cram), home=home).stdout
+
+    al = tmp_path / "al.cram"
+    out = run_cli("convert", "bam", str(g.bam), "--ref", "synth21", "-o", str(al), home=home).stdout
+    assert "proven in" in out and al.exists()
+    assert "proof ok" in run_cli("verify", str(g.bam), str(al), home=home).stdout
+
+    fq = tmp_path / "fq.cram"
+    run_cli("convert", "fastq", str(g.fastq_r1), str(g.fastq_r2), "-o", str(fq), home=home)
+    run_cli("restore", str(fq), "--to", "fastq", "-o", str(tmp_path / "back"), home=home)
+    assert _plain(tmp_path / "back_R1.fastq.gz") == _plain(g.fastq_r1)
+
+    sc = tmp_path / "G9.sidecar"
+    cov = run_cli(
+        "verify-covers",
+        str(g.fastq_r1),
+        str(g.fastq_r2),
+        str(al),
+        "--sidecar",
+        str(sc),
+        "--keep-order",
+        home=home,
+    ).stdout
+    assert "covered" in cov and sc.exists()
+    run_cli(
+        "restore",
+        str(al),
+        "--to",
+        "fastq",
+        "--sidecar",
+        str(sc),
+        "--keep-order",
+        "-o",
+        str(tmp_path / "fromal"),
+        home=home,
+    )
+    assert _plain(tmp_path / "fromal_R2.fastq.gz") == _plain(g.fastq_r2)
+
+    # a damaged CRAM: verify fails with exit 4 and says why
+    bad = tmp_path / "bad.cram"
+    data = bytearray(al.read_bytes())
+    data[len(data) // 2] ^= 1
+    bad.write_bytes(bytes(data))
+    res = run_cli("verify", str(g.bam), str(bad), home=home, check=False)
+    assert res.returncode == 4 and "proof FAILED" in res.stdout
+
+
+def test_codec_bad_input_is_one_line(tmp_path: Path) -> None:
+    fq = tmp_path / "x_R1.fastq"
+    fq.write_text("@r1 x\nacgt\n+\nFFFF\n")
+    res = run_cli(
+        "convert", "fastq", str(fq), "-o", str(tmp_path / "x.cram"), home=tmp_path, check=False
+    )
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"wgsvault: error: {fq}: record 1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_R1.fastq"]
+    res = run_cli(
+        "convert",
+        "bam",
+        str(fq),
+        "--ref",
+        "GRCh38",
+        "-o",
+        str(tmp_path / "y.cram"),
+        home=tmp_path,
+        check=False,
+    )
+    assert res.returncode == 2 and "not registered" in res.stderr

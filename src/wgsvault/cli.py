@@ -32,8 +32,8 @@ catalog_app = typer.Typer(help="The catalog database.", no_args_is_help=True)
 app.add_typer(genomes_app, name="genomes")
 app.add_typer(catalog_app, name="catalog")
 
-out = Console(soft_wrap=False)
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # one record per line: long paths are not wrapped
+err = Console(stderr=True, soft_wrap=True)  # errors stay one line
 _state: dict[str, str | None] = {"catalog": None}
 
 
@@ -281,3 +281,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("wgsvault: interrupted")
         sys.exit(130)
+
+
+# the codec commands (ref, convert, verify, verify-covers, restore) register themselves on `app`
+from wgsvault import cli_codec  # noqa: E402,F401

@@ -26,7 +26,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make renames in `directory` durable."""
+    dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
@@ -41,3 +46,10 @@ def _umask() -> int:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def make_durable(path: Path) -> None:
+    """Give a finished temporary file the usual mode (mkstemp makes it 0600) and fsync it."""
+    os.chmod(path, 0o666 & ~_umask())
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())

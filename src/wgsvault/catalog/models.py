@@ -67,13 +67,30 @@ class Genome(Base):
 
 
 class ReferenceBuild(Base):
-    """A reference genome build (GRCh38, GRCh37, ...); sequences and digests come with the codec."""
+    """A reference genome build (GRCh38, GRCh37, ...) registered with `wgsvault ref add`."""
 
     __tablename__ = "reference_build"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    fasta: Mapped[str | None] = mapped_column(Text)  # the registry's copy, relative to its root
+    source: Mapped[str | None] = mapped_column(Text)  # the FASTA it was registered from
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the registry's FASTA copy
+
+
+class ReferenceSequence(Base):
+    """One sequence of a build, with the digests CRAM (`M5`) and refget know it by."""
+
+    __tablename__ = "reference_sequence"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("reference_build.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    length: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    refget: Mapped[str] = mapped_column(String(40))  # "SQ." + sha512t24u
+
+    __table_args__ = (Index(None, "build_id", "name", unique=True),)
 
 
 class Scan(Base):

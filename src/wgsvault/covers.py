@@ -1,0 +1,769 @@
+"""Prove that FASTQ files are contained in an aligned CRAM, and give them back from CRAM + sidecar.
+
+What is proven (`verify_covers`)
+    Every FASTQ record (single-end, or R1+R2 in lockstep) is a PRIMARY record of the CRAM/BAM
+    (secondary 0x100 and supplementary 0x800 are ignored) with the same name, mate (R1 <-> 0x40,
+    R2 <-> 0x80, single-end <-> neither), sequence and qualities. A reverse-strand record (0x10)
+    is reverse-complemented back; original qualities come from the `OQ` tag when present (BQSR).
+    The FASTQ name is the header up to the first space/tab, without the `/1` `/2` suffix; the rest
+    of the header (suffix, CASAVA comment) is the record's *tail*, which the sidecar
+    (`wgsvault.sidecar`) stores as a template per file plus exceptions.
+    The proof also checks that restoring from CRAM + sidecar reproduces every full record (header
+    line with its comment, sequence, qualities, mate), and with `keep_order` that the restored
+    decompressed stream has the original's sha256.
+
+How, in O(1) memory
+    Each record is hashed to 128 bits: `core = blake2b(name+mate, seq, qual)` and
+    `full = blake2b(core, tail)`. The FASTQ stream and the CRAM's primary records are each reduced
+    to order-independent multiset checksums (count, sum of `core` mod 2**128, sum of `full`); on the
+    CRAM side `full` uses the tail the sidecar would give back. Equal counts and sums prove the two
+    multisets equal (a false match needs a 128-bit collision). Only when the sums differ, a detail
+    pass keys the FASTQ records by (name, mate) in a dict (`DETAIL_LIMIT` records at a time; bigger
+    inputs are split into hash partitions, one re-read of FASTQ and CRAM per partition) to count
+    missing, altered and extra records and name the first difference. Extra CRAM records (e.g.
+    singletons dropped when the FASTQ was made) do not break coverage: the sidecar lists them so a
+    restore skips them. What stays in memory is the tail exceptions and, with `keep_order`, one sort
+    key per read (pair); `restore_fastq` holds all restored reads to sort them.
+
+Canonical order (what `restore_fastq` writes without `keep_order`)
+    Read pairs sorted by `canonical_key`: Illumina names `PREFIX:LANE:TILE:X:Y` (e.g.
+    `INSTR:RUN:FC:LANE:TILE:X:Y`) by (prefix, lane, tile, y, x), which is the order bcl2fastq writes
+    within a tile; other names after them, by name; ties by the records' digests. With
+    `keep_order` the sidecar stores the rank of each original record in that order (`identity` when
+    the input already is in canonical order, as bcl2fastq output usually is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import dnaio
+import numpy as np
+import pysam
+
+from wgsvault import sidecar as sidecar_fmt
+from wgsvault.errors import InputError, IntegrityError
+from wgsvault.fsutil import atomic_write_bytes
+from wgsvault.htslib import reference_env
+
+try:  # python-isal (a dependency of xopen/dnaio): gzip at several times zlib's speed
+    from isal import igzip as _gzip
+    from isal import igzip_threaded
+
+    _GZ_LEVEL = 2
+except ImportError:  # pragma: no cover
+    import gzip as _gzip  # type: ignore[no-redef]
+
+    igzip_threaded = None
+    _GZ_LEVEL = 6
+
+MASK = (1 << 128) - 1
+#: FASTQ records held in one detail-pass partition (about 150 bytes each)
+DETAIL_LIMIT = 4_000_000
+#: records per file looked at before the tail template is chosen (the most common tail)
+TEMPLATE_WINDOW = 4096
+_B2 = hashlib.blake2b
+_COMPLEMENT = str.maketrans("ACGTRYKMBVDHNacgtrykmbvdhn", "TGCAYRMKVBHDNtgcayrmkvbhdn")
+_SUFFIX = {"1": ("/1",), "2": ("/2",), "0": ("/1", "/2")}
+_SHOW_SUFFIX = {"0": "", "1": "/1", "2": "/2"}
+
+
+@dataclass
+class CoverReport:
+    """Outcome of `verify_covers`; `covered` is the verdict, `reason` says why in one line."""
+
+    fastqs: list[str]
+    cram: str
+    fastq_records: int = 0
+    cram_primary_records: int = 0
+    matched: int = 0
+    missing: int = 0
+    altered: int = 0
+    extra: int = 0
+    covered: bool = False
+    reason: str = ""
+    first_difference: dict[str, Any] | None = None
+    restore_verified: bool = False
+    keep_order: bool = False
+    order: str | None = None
+    sidecar_path: str | None = None
+    sidecar_bytes: int = 0
+    sidecar_order_bytes: int = 0
+    tail_exceptions: int = 0
+    detail_passes: int = 0
+    sha256: dict[str, str] = field(default_factory=dict)
+    fastq_sha256_decompressed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def canonical_key(name: str) -> tuple[int, str, int, int, int, int, str]:
+    """Sort key of a read name: Illumina `PREFIX:LANE:TILE:X:Y` by (prefix, lane, tile, y, x)."""
+    f = name.split(":")
+    if len(f) >= 5:
+        try:
+            return (0, ":".join(f[:-4]), int(f[-4]), int(f[-3]), int(f[-1]), int(f[-2]), name)
+        except ValueError:
+            pass
+    return (1, name, 0, 0, 0, 0, name)
+
+
+def _core(key: str, seq: str, qual: str) -> bytes:
+    """Digest of what the CRAM must hold: name+mate, sequence, qualities."""
+    return _B2(f"{key}\x00{seq}\x00{qual}".encode(), digest_size=16).digest()
+
+
+def _digest(key: str, seq: str, qual: str, tail: str) -> bytes:
+    """Digest of a full FASTQ record: name+mate, sequence, qualities and header tail."""
+    return _B2(f"{key}\x00{seq}\x00{qual}\x00{tail}".encode(), digest_size=16).digest()
+
+
+def _show(key: str) -> str:
+    return key[:-1] + _SHOW_SUFFIX.get(key[-1], "")
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes; InputError when it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------- FASTQ
+
+
+_READ_ERRORS = (EOFError, OSError, ValueError, zlib.error, dnaio.exceptions.FileFormatError)
+
+
+class _Hashing(io.RawIOBase):
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, inner: BinaryIO, digest: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self.digest = digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._inner.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.digest.update(data)
+        return n
+
+
+class _Source:
+    """One FASTQ file opened for a pass: sha256 of its bytes and of its decompressed stream."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self._raw = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot open FASTQ ({exc.strerror})") from None
+        self.gzip = self._raw.read(2) == b"\x1f\x8b"
+        self._raw.seek(0)
+        self.data_sha = hashlib.sha256()
+        stream: Any = self._raw
+        if self.gzip and igzip_threaded is not None:  # decompress in a background thread
+            stream = igzip_threaded.open(self._raw, "rb", threads=1)
+        elif self.gzip:  # pragma: no cover
+            stream = _gzip.GzipFile(fileobj=self._raw, mode="rb")
+        self._inner = stream
+        self._stream = io.BufferedReader(_Hashing(stream, self.data_sha), 1 << 20)
+        try:  # dnaio reads the first record here
+            self.reader = dnaio.open(self._stream, fileformat="fastq", mode="r")
+        except _READ_ERRORS as exc:
+            self._inner.close()
+            self._raw.close()
+            raise _fastq_error(self.path, 0, exc) from None
+
+    def finish(self) -> None:
+        """Hash any bytes after the last record and close."""
+        while self._stream.read(1 << 20):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        self.reader.close()
+        self._inner.close()
+        self._raw.close()
+
+
+def _fastq_error(path: Path, n: int, exc: BaseException) -> InputError:
+    if isinstance(exc, EOFError | zlib.error) or "gzip" in str(exc).lower() or "crc" in str(exc):
+        what = "truncated or corrupt gzip"
+    else:
+        what = "malformed FASTQ"
+    return InputError(f"{path}: {what} at record {n + 1}: {exc}")
+
+
+def _guarded(src: _Source) -> Iterator[Any]:
+    """The records of one file; read errors become InputError naming that file."""
+    try:
+        yield from src.reader
+    except _READ_ERRORS as exc:
+        raise _fastq_error(src.path, src.reader.number_of_records, exc) from None
+
+
+def _records(sources: list[_Source], mates: list[str]) -> Iterator[tuple[int, str, str, Any]]:
+    """Yield (file index, key, tail, record) over the FASTQ files, pairs in lockstep.
+
+    Checks R1/R2 names and counts; malformed input raises InputError naming file and record.
+    """
+    bare1 = ""
+    for n, recs in enumerate(zip_longest(*(_guarded(s) for s in sources))):
+        for fi, rec in enumerate(recs):
+            if rec is None:
+                raise InputError(
+                    f"{sources[fi].path}: ends after {n} records but "
+                    f"{sources[1 - fi].path.name} has more (R1/R2 record counts differ)"
+                )
+            m = mates[fi]
+            rid = rec.id
+            bare = rid[:-2] if rid.endswith(_SUFFIX[m]) else rid
+            if fi == 0:
+                bare1 = bare
+            elif bare != bare1:
+                raise InputError(
+                    f"{sources[fi].path}: record {n + 1} is {rid!r} but {sources[0].path.name} "
+                    f"has {recs[0].id!r} (R1/R2 names differ)"
+                )
+            yield fi, bare + m, rec.name[len(bare) :], rec
+
+
+def _open_sources(fastqs: list[Path]) -> tuple[list[_Source], list[str]]:
+    if len(fastqs) not in (1, 2):
+        raise InputError(f"give one FASTQ (single-end) or two (R1 R2), not {len(fastqs)}")
+    sources: list[_Source] = []
+    try:
+        for p in fastqs:
+            sources.append(_Source(p))
+    except BaseException:
+        for s in sources:
+            s.close()
+        raise
+    return sources, (["0"] if len(fastqs) == 1 else ["1", "2"])
+
+
+class _Tails:
+    """Tail template of one file (its most common tail) and the records that differ from it."""
+
+    def __init__(self, exceptions: dict[str, str]) -> None:
+        self.template: str | None = None
+        self.pending: list[tuple[str, str]] = []
+        self.exceptions = exceptions
+
+    def add(self, key: str, tail: str) -> None:
+        if self.template is not None:
+            self.exceptions[key] = tail
+            return
+        self.pending.append((key, tail))
+        if len(self.pending) >= TEMPLATE_WINDOW:
+            self.settle()
+
+    def settle(self) -> None:
+        if self.template is None:
+            counts = Counter(t for _, t in self.pending)
+            self.template = counts.most_common(1)[0][0] if counts else ""
+            for k, t in self.pending:
+                if t != self.template:
+                    self.exceptions[k] = t
+            self.pending = []
+
+
+@dataclass
+class _FastqScan:
+    records: list[int]
+    count: int
+    full: int
+    tails: list[_Tails]
+    exceptions: dict[str, str]
+    two_headers: list[bool]
+    gzip: list[bool]
+    data_sha: list[str]
+    serial_sha: list[str]
+    unit_keys: list[tuple[Any, ...]]
+
+
+def _scan_fastqs(fastqs: list[Path], keep_order: bool) -> _FastqScan:
+    """The one full pass over the FASTQ files: checksum, tail model, order keys, sha256s."""
+    sources, mates = _open_sources(fastqs)
+    exceptions: dict[str, str] = {}
+    tails = [_Tails(exceptions) for _ in sources]
+    counts = [0] * len(sources)
+    serial = [hashlib.sha256() for _ in sources]
+    unit_keys: list[tuple[Any, ...]] = []
+    full_sum = 0
+    last = len(sources) - 1
+    unit: list[Any] = []
+    b2, from_bytes = _B2, int.from_bytes
+    try:
+        for fi, key, tail, rec in _records(sources, mates):
+            d = b2(
+                f"{key}\x00{rec.sequence}\x00{rec.qualities}\x00{tail}".encode(), digest_size=16
+            ).digest()
+            full_sum += from_bytes(d, "little")
+            t = tails[fi]
+            if tail != t.template:
+                t.add(key, tail)
+            counts[fi] += 1
+            if keep_order:
+                serial[fi].update(rec.fastq_bytes(sources[fi].reader.two_headers))
+                unit.append(d)
+                if fi == last:
+                    unit_keys.append((canonical_key(key[:-1]), *unit))
+                    unit = []
+        for s in sources:
+            s.finish()
+    finally:
+        for s in sources:
+            s.close()
+    for t in tails:
+        t.settle()
+    return _FastqScan(
+        records=counts,
+        count=sum(counts),
+        full=full_sum & MASK,
+        tails=tails,
+        exceptions=exceptions,
+        two_headers=[bool(s.reader.two_headers) for s in sources],
+        gzip=[s.gzip for s in sources],
+        data_sha=[s.data_sha.hexdigest() for s in sources],
+        serial_sha=[h.hexdigest() for h in serial],
+        unit_keys=unit_keys,
+    )
+
+
+# ---------------------------------------------------------------------------------------- CRAM
+
+
+def _cram_records(cram: Path, reference: Path | None) -> Iterator[tuple[str, str, str]]:
+    """Yield (name+mate key, sequence, qualities) of each primary record, as sequenced."""
+    kwargs = {"reference_filename": str(reference)} if reference else {}
+    # no network: htslib must not fetch a reference from EBI by M5
+    with reference_env(None):
+        # no index is needed: silence htslib's "[E::cram_index_load]" note while it looks for one
+        verbosity = pysam.set_verbosity(0)
+        try:
+            fh = pysam.AlignmentFile(str(cram), "r", check_sq=False, threads=2, **kwargs)
+            records = fh.fetch(until_eof=True)  # reads unaligned files too
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{cram}: cannot read alignments: {exc}") from None
+        finally:
+            pysam.set_verbosity(verbosity)
+        n = 0
+        comp = _COMPLEMENT
+        try:
+            with fh:
+                for a in records:
+                    n += 1
+                    flag = a.flag
+                    if flag & 0x900:
+                        continue
+                    seq = a.query_sequence or ""
+                    qual = a.get_tag("OQ") if a.has_tag("OQ") else (a.query_qualities_str or "")
+                    if flag & 0x10:
+                        seq = seq.translate(comp)[::-1]
+                        qual = qual[::-1]  # type: ignore[index]
+                    m = "1" if flag & 0x40 else "2" if flag & 0x80 else "0"
+                    yield a.query_name + m, seq, qual  # type: ignore[misc]
+        except (OSError, ValueError, NotImplementedError) as exc:
+            raise InputError(f"{cram}: unreadable alignment record {n + 1}: {exc}") from None
+
+
+# -------------------------------------------------------------------------------------- verify
+
+
+def _detail(
+    fastqs: list[Path],
+    cram: Path,
+    reference: Path | None,
+    fq_count: int,
+    tail_of: Any,
+    report: CoverReport,
+) -> tuple[int, list[tuple[str, bytes]]]:
+    """Count missing/altered/extra records; return (full checksum of matched CRAM records, extras).
+
+    Holds at most about `DETAIL_LIMIT` FASTQ records; bigger inputs go in hash partitions.
+    """
+    parts = max(1, -(-fq_count // DETAIL_LIMIT))
+    report.detail_passes = parts
+    full_sum = 0
+    extras: list[tuple[str, bytes]] = []
+    first: dict[str, tuple[Any, ...]] = {}
+    for p in range(parts):
+        table: dict[str, tuple[int, bytes, int]] = {}  # key -> (index, core digest, length)
+        sources, mates = _open_sources(fastqs)
+        try:
+            idx = 0
+            for _fi, key, _tail, rec in _records(sources, mates):
+                idx += 1
+                if parts > 1 and hash(key) % parts != p:
+                    continue
+                table[key] = (idx, _core(key, rec.sequence, rec.qualities), len(rec.sequence))
+        finally:
+            for s in sources:
+                s.close()
+        for key, seq, qual in _cram_records(cram, reference):
+            if parts > 1 and hash(key) % parts != p:
+                continue
+            entry = table.pop(key, None)
+            if entry is None:
+                report.extra += 1
+                extras.append((key, _core(key, seq, qual)[:8]))
+                if "extra" not in first:
+                    first["extra"] = (key,)
+                continue
+            if _core(key, seq, qual) == entry[1]:
+                report.matched += 1
+                full_sum += int.from_bytes(_digest(key, seq, qual, tail_of(key)), "little")
+            else:
+                report.altered += 1
+                if "altered" not in first or entry[0] < first["altered"][0]:
+                    first["altered"] = (entry[0], key, entry[2], len(seq))
+        report.missing += len(table)
+        for key, entry in table.items():
+            if "missing" not in first or entry[0] < first["missing"][0]:
+                first["missing"] = (entry[0], key)
+    files = [Path(p).name for p in fastqs]
+
+    def where(i: int, key: str) -> dict[str, Any]:
+        fi = 0 if key[-1] in "01" else 1
+        return {"record": _show(key), "file": files[fi], "record_number": (i + 1) // len(files)}
+
+    if "altered" in first:
+        i, key, flen, clen = first["altered"]
+        report.first_difference = {"kind": "altered", **where(i, key)}
+        report.first_difference.update(fastq_length=flen, cram_length=clen)
+    elif "missing" in first:
+        i, key = first["missing"]
+        report.first_difference = {"kind": "missing", **where(i, key)}
+    elif "extra" in first:
+        report.first_difference = {"kind": "extra", "record": _show(first["extra"][0])}
+    return full_sum & MASK, extras
+
+
+def _order(keys: list[tuple[Any, ...]]) -> tuple[str, np.ndarray | None]:
+    """'identity' when the records already are in canonical order, else their canonical ranks."""
+    if all(a <= b for a, b in zip(keys, keys[1:], strict=False)):
+        return "identity", None
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    ranks = np.empty(len(keys), dtype=np.int64)
+    ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(keys), dtype=np.int64)
+    return "permutation", ranks
+
+
+def _reason(r: CoverReport) -> str:
+    parts = []
+    fd = r.first_difference or {}
+    if r.altered:
+        extra = ""
+        if fd.get("kind") == "altered":
+            extra = (
+                f"; first: {fd['record']} ({fd['file']} record {fd['record_number']:,}, "
+                f"length {fd['fastq_length']} in FASTQ, {fd['cram_length']} in CRAM)"
+            )
+        parts.append(f"reads are trimmed/altered: {r.altered:,} records differ{extra}")
+    if r.missing:
+        extra = ""
+        if fd.get("kind") == "missing":
+            extra = f"; first: {fd['record']} ({fd['file']} record {fd['record_number']:,})"
+        parts.append(f"{r.missing:,} FASTQ records are not primary records of the CRAM{extra}")
+    return "; ".join(parts)
+
+
+def verify_covers(
+    fastqs: list[Path],
+    cram: Path,
+    *,
+    reference: Path | None = None,
+    sidecar: Path | None = None,
+    keep_order: bool = False,
+) -> CoverReport:
+    """Prove that the FASTQ file(s) are contained in `cram`; write `sidecar` when they are.
+
+    Not provable cases (trimmed, missing, altered reads) are reported in the CoverReport; malformed
+    input (bad gzip, bad FASTQ, R1/R2 mismatch, unreadable CRAM) raises InputError.
+    """
+    t0 = time.perf_counter()
+    fastqs = [Path(p) for p in fastqs]
+    cram = Path(cram)
+    report = CoverReport(fastqs=[str(p) for p in fastqs], cram=str(cram), keep_order=keep_order)
+    # sha256 of the input files in background threads (hashlib releases the GIL)
+    with ThreadPoolExecutor(max_workers=len(fastqs) + 1) as pool:
+        shas = [pool.submit(sha256_file, p) for p in [*fastqs, cram]]
+        fq = _scan_fastqs(fastqs, keep_order)
+        file_sha = [f.result() for f in shas]
+    cram_sha = file_sha.pop()
+    report.fastq_records = fq.count
+    report.tail_exceptions = len(fq.exceptions)
+    for p, fs, ds in zip(fastqs, file_sha, fq.data_sha, strict=True):
+        report.sha256[str(p)] = fs
+        report.fastq_sha256_decompressed[str(p)] = ds
+    report.sha256[str(cram)] = cram_sha
+
+    mates = ["0"] if len(fastqs) == 1 else ["1", "2"]
+    templates = {m: t.template or "" for m, t in zip(mates, fq.tails, strict=True)}
+    exceptions = fq.exceptions
+
+    def tail_of(key: str) -> str:
+        t = exceptions.get(key)
+        return templates.get(key[-1], "") if t is None else t
+
+    # the CRAM as the restore would see it: each record with the tail the sidecar gives it
+    count = full_sum = 0
+    b2, from_bytes, get = _B2, int.from_bytes, exceptions.get
+    for key, seq, qual in _cram_records(cram, reference):
+        count += 1
+        t = get(key)
+        if t is None:
+            t = templates.get(key[-1], "")
+        full_sum += from_bytes(
+            b2(f"{key}\x00{seq}\x00{qual}\x00{t}".encode(), digest_size=16).digest(), "little"
+        )
+    report.cram_primary_records = count
+    extras: list[tuple[str, bytes]] = []
+    matched_full = full_sum & MASK
+    if count == fq.count and matched_full == fq.full:
+        report.matched = count
+    else:
+        matched_full, extras = _detail(fastqs, cram, reference, fq.count, tail_of, report)
+
+    if report.missing or report.altered:
+        report.reason = _reason(report)
+    elif report.matched != fq.count:
+        report.reason = (
+            f"duplicate read names: {fq.count:,} FASTQ records but only "
+            f"{report.matched:,} distinct name/mate matches"
+        )
+    elif matched_full != fq.full:
+        report.reason = (
+            "restore check failed: CRAM + sidecar would not reproduce the FASTQ header lines"
+        )
+    elif keep_order and fq.serial_sha != fq.data_sha:
+        report.reason = (
+            "FASTQ is not in plain 4-line form (e.g. CRLF or wrapped lines): "
+            "a byte-identical restore is impossible; verify without keep_order"
+        )
+    else:
+        report.restore_verified = True
+        report.covered = True
+        report.reason = (
+            f"every FASTQ record ({fq.count:,}) is a primary CRAM record with identical name, "
+            "sequence and qualities; CRAM + sidecar restore every record"
+            + (" in original order" if keep_order else "")
+            + (
+                f" ({report.extra:,} extra CRAM records are listed in the sidecar)"
+                if extras
+                else ""
+            )
+        )
+
+    if report.covered:
+        order, ranks = _order(fq.unit_keys) if keep_order else (None, None)
+        report.order = order
+        sc = sidecar_fmt.Sidecar(
+            cram_sha256=cram_sha,
+            cram_name=cram.name,
+            layout="single" if len(fastqs) == 1 else "paired",
+            files=[
+                sidecar_fmt.FileMeta(
+                    name=p.name,
+                    records=n,
+                    sha256_decompressed=ds,
+                    sha256_file=fs,
+                    gzip=gz,
+                    two_headers=th,
+                    tail_template=templates[m],
+                )
+                for p, n, ds, fs, gz, th, m in zip(
+                    fastqs,
+                    fq.records,
+                    fq.data_sha,
+                    file_sha,
+                    fq.gzip,
+                    fq.two_headers,
+                    mates,
+                    strict=True,
+                )
+            ],
+            tail_exceptions=exceptions,
+            excluded=extras,
+            order=order,
+            ranks=ranks,
+        )
+        data = sidecar_fmt.encode(sc)
+        report.sidecar_bytes = len(data)
+        if keep_order:
+            without = len(sidecar_fmt.encode(sc, with_order=False))
+            report.sidecar_order_bytes = max(0, len(data) - without)
+        if sidecar is not None:
+            atomic_write_bytes(Path(sidecar), data)
+            report.sidecar_path = str(sidecar)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
+# ------------------------------------------------------------------------------------- restore
+
+
+def restore_fastq(
+    cram: Path,
+    sidecar: Path,
+    out_prefix: Path,
+    *,
+    reference: Path | None = None,
+    gzip: bool = True,
+    keep_order: bool = False,
+) -> list[Path]:
+    """Write the original FASTQ file(s) from `cram` + `sidecar`; return their paths.
+
+    Writes PREFIX_R1.fastq[.gz] and PREFIX_R2.fastq[.gz] (PREFIX.fastq[.gz] single-end), all or
+    none, atomically. Records come in canonical order (see the module doc) unless `keep_order`,
+    which gives back the original byte stream (checked against its sha256 before renaming).
+    """
+    cram, out_prefix = Path(cram), Path(out_prefix)
+    sc = sidecar_fmt.read(Path(sidecar))
+    if keep_order and sc.order is None:
+        raise InputError(f"{sidecar}: holds no record order (verify again with keep_order)")
+    cram_sha = sha256_file(cram)
+    if cram_sha != sc.cram_sha256:
+        raise InputError(
+            f"{sidecar}: belongs to CRAM {sc.cram_name} (sha256 {sc.cram_sha256[:16]}...), "
+            f"not to {cram} (sha256 {cram_sha[:16]}...)"
+        )
+    paired = sc.layout == "paired"
+    mates = ["1", "2"] if paired else ["0"]
+    templates = {m: f.tail_template for m, f in zip(mates, sc.files, strict=True)}
+    exc = sc.tail_exceptions
+    excluded = Counter(k + d.hex() for k, d in sc.excluded)
+    excluded_keys = {k for k, _ in sc.excluded}
+
+    # gather the reads and sort them into canonical order
+    units: list[tuple[Any, ...]] = []
+    halves: dict[str, tuple[str, tuple[bytes, str, str, str]]] = {}
+    for key, seq, qual in _cram_records(cram, reference):
+        if key in excluded_keys:
+            tag = key + _core(key, seq, qual)[:8].hex()
+            if excluded[tag] > 0:
+                excluded[tag] -= 1
+                continue
+        m = key[-1]
+        if m not in templates:
+            raise IntegrityError(f"{cram}: record {_show(key)} is not in the sidecar's FASTQ")
+        bare = key[:-1]
+        t = exc.get(key)
+        tail = templates[m] if t is None else t
+        rec = (_digest(key, seq, qual, tail), bare + tail, seq, qual)
+        if not paired:
+            units.append((canonical_key(bare), rec[0], rec))
+            continue
+        other = halves.pop(bare, None)
+        if other is None:
+            halves[bare] = (m, rec)
+            continue
+        if other[0] == m:
+            raise IntegrityError(
+                f"{cram}: read {_show(key)} occurs twice; the sidecar does not fit"
+            )
+        r1, r2 = (rec, other[1]) if m == "1" else (other[1], rec)
+        units.append((canonical_key(bare), r1[0], r2[0], r1, r2))
+    if halves:
+        key = next(iter(halves))
+        raise IntegrityError(f"{cram}: read {key} has no mate; the sidecar does not fit")
+    for f in sc.files:
+        if f.records != len(units):
+            raise IntegrityError(
+                f"{cram}: gives {len(units):,} records for {f.name}, the sidecar says {f.records:,}"
+            )
+    units.sort()
+    if keep_order and sc.order == "permutation":
+        assert sc.ranks is not None
+        units = [units[r] for r in sc.ranks.tolist()]
+
+    suffix = ".fastq.gz" if gzip else ".fastq"
+    names = (
+        [f"{out_prefix.name}_R{i + 1}{suffix}" for i in range(2)]
+        if paired
+        else [f"{out_prefix.name}{suffix}"]
+    )
+    outs = [out_prefix.parent / n for n in names]
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    temps: list[Path] = []
+    try:
+        for fi, (out, meta) in enumerate(zip(outs, sc.files, strict=True)):
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            temps.append(Path(tmp))
+            digest = _write_fastq(
+                fd,
+                [u[3 + fi] for u in units] if paired else [u[2] for u in units],
+                gzip=gzip,
+                two_headers=meta.two_headers,
+            )
+            if keep_order and digest != meta.sha256_decompressed:
+                raise IntegrityError(
+                    f"{out}: restored stream differs from the original {meta.name} "
+                    f"(sha256 {digest[:16]}... != {meta.sha256_decompressed[:16]}...)"
+                )
+        for tmp, out in zip(temps, outs, strict=True):
+            os.replace(tmp, out)
+        temps = []
+        dfd = os.open(out_prefix.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+    return outs
+
+
+def _write_fastq(
+    fd: int, recs: list[tuple[bytes, str, str, str]], *, gzip: bool, two_headers: bool
+) -> str:
+    """Write records to the open temp file `fd` (fsync'd); sha256 of the uncompressed stream."""
+    h = hashlib.sha256()
+    with os.fdopen(fd, "wb") as raw:
+        os.fchmod(raw.fileno(), 0o644)
+        out: Any = (
+            _gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZ_LEVEL, mtime=0)
+            if gzip
+            else raw
+        )
+        step = 8192
+        for i in range(0, len(recs), step):
+            if two_headers:
+                chunk = "".join(f"@{r[1]}\n{r[2]}\n+{r[1]}\n{r[3]}\n" for r in recs[i : i + step])
+            else:
+                chunk = "".join(f"@{r[1]}\n{r[2]}\n+\n{r[3]}\n" for r in recs[i : i + step])
+            data = chunk.encode()
+            h.update(data)
+            out.write(data)
+        if gzip:
+            out.close()
+        raw.flush()
+        os.fsync(raw.fileno())
+    return h.hexdigest()
