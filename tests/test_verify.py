@@ -104,3 +104,40 @@ def test_parse_checksum() -> None:
         "+name": "bb",
         "combined": "cc",
     }
+
+
+def test_altered_record_is_named(genome: GenomeFiles, registry: Registry, tmp_path: Path) -> None:
+    """A CRAM that decodes but holds one changed quality: the proof names the record."""
+    import pysam
+
+    good = tmp_path / "al.cram"
+    convert_bam(genome.bam, good, registry=registry, build="synth9")
+    bad = tmp_path / "altered.bam"
+    src = pysam.AlignmentFile(str(genome.bam))
+    with src, pysam.AlignmentFile(str(bad), "wb", template=src) as dst:
+        for i, rec in enumerate(src):
+            if i == 41:
+                q = rec.query_qualities
+                q[0] = 2 if q[0] != 2 else 12
+                rec.query_qualities = q
+                name = rec.query_name
+            dst.write(rec)
+    proof = verify([genome.bam], bad, registry=registry)
+    assert proof["ok"] is False
+    assert f"first differing record 42 ({name}): qual" in proof["failure"]
+
+
+def test_restore_of_a_corrupt_cram_leaves_nothing(
+    genome: GenomeFiles, registry: Registry, tmp_path: Path
+) -> None:
+    from wgsvault.errors import IntegrityError
+    from wgsvault.restore import restore
+
+    good = tmp_path / "fq.cram"
+    convert_fastq(genome.fastq_r1, genome.fastq_r2, good)
+    _flip(good, 0.5)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(IntegrityError, match="fq.cram: restore"):
+        restore(good, "fastq", out / "G2", registry=registry)
+    assert list(out.iterdir()) == []

@@ -213,7 +213,9 @@ def restore(
         bool, typer.Option("--keep-order", help="Original record order (sidecar must keep it)")
     ] = False,
     gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Compress FASTQ")] = True,
-    threads: Threads = 0,
+    threads: Annotated[
+        int | None, typer.Option("--threads", "-@", help="Extra threads (default: all cores)")
+    ] = None,
 ) -> None:
     """Stream the original back from a CRAM (FASTQ as PREFIX_R1/_R2.fastq[.gz], or BAM)."""
     from wgsvault.restore import restore as run_restore

@@ -26,6 +26,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,11 @@ def convert_fastq(
     _check_output(out, inputs)
     fmt = sniff(inputs[0], inputs[1] if r2 else None)
     fmt_args = _format_args(profile)
-    with staged(out) as tmp:
+    from wgsvault.verify import file_entry
+
+    # the originals' digests are computed while samtools converts (the proof needs them after)
+    with staged(out) as tmp, ThreadPoolExecutor(max_workers=len(inputs)) as pool:
+        originals = [pool.submit(file_entry, p, True) for p in inputs]
         t0 = time.perf_counter()
         reads = ["-1", str(inputs[0]), "-2", str(inputs[1])] if r2 else ["-0", str(inputs[0])]
         raw = Path(f"{tmp}.hdr")  # import output before the recipe goes into its header
@@ -118,11 +123,12 @@ def convert_fastq(
             cache=None,
             what=f"{inputs[0]}: samtools import",
             threads=threads,
+            error=InputError,  # import fails on its input (count mismatch, bad record)
         )
         _add_recipe(raw, tmp, fmt, inputs)
         raw.unlink()
         t1 = time.perf_counter()
-        proof = prove_fastq(inputs, tmp, fmt, threads=threads)
+        proof = prove_fastq(inputs, tmp, fmt, threads=threads, originals=originals)
         t2 = time.perf_counter()
         proof["conversion"] = {"profile": profile, "seconds": round(t1 - t0, 3)}
         proof["output"]["path"] = str(out.resolve())
@@ -185,8 +191,12 @@ def convert_bam(
     ref = registry.get(build)
     assert ref is not None
     registry.match_header(ref, read_header_sq(bam), bam)
-    with staged(out) as tmp:
+    from wgsvault.verify import record_checksums
+
+    with staged(out) as tmp, ThreadPoolExecutor(max_workers=1) as pool:
         t0 = time.perf_counter()
+        # the original's record checksums are computed while samtools converts
+        original_sums = pool.submit(record_checksums, bam, cache=registry.cache)
         htslib.run(
             ["view", "-C", "-T", str(ref.fasta), *_format_args(profile), "-o", str(tmp), str(bam)],
             cache=registry.cache,
@@ -195,7 +205,9 @@ def convert_bam(
         )
         htslib.run(["index", str(tmp)], cache=registry.cache, what=f"{tmp}: samtools index")
         t1 = time.perf_counter()
-        proof = prove_alignment(bam, tmp, registry=registry, build=build, threads=threads)
+        proof = prove_alignment(
+            bam, tmp, registry=registry, build=build, threads=threads, original_sums=original_sums
+        )
         t2 = time.perf_counter()
         if not proof["ok"]:
             raise IntegrityError(f"{out}: conversion of {bam} not proven: {proof['failure']}")

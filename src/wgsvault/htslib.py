@@ -21,7 +21,7 @@ from typing import IO
 
 import pysam
 
-from wgsvault.errors import IntegrityError
+from wgsvault.errors import IntegrityError, VaultError
 
 SAMTOOLS = [sys.executable, "-m", "wgsvault.samtools"]
 
@@ -75,14 +75,15 @@ def run(
     what: str,
     stdout: int | None = subprocess.DEVNULL,
     threads: int = 0,
+    error: type[VaultError] = IntegrityError,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `samtools ARGS`; a failure is an IntegrityError naming `what` (file and step)."""
+    """Run `samtools ARGS`; a failure raises `error` naming `what` (file and step)."""
     argv = samtools_argv(*args[:1], *(["-@", str(threads)] if threads else []), *args[1:])
     proc = subprocess.run(
         argv, env=child_env(cache), stdout=stdout, stderr=subprocess.PIPE, check=False
     )
     if proc.returncode != 0:
-        raise IntegrityError(f"{what}: {first_error(proc.stderr.decode(errors='replace'))}")
+        raise error(f"{what}: {first_error(proc.stderr.decode(errors='replace'))}")
     return proc
 
 

@@ -83,10 +83,12 @@ def restore(
     sidecar: Path | None = None,
     keep_order: bool = False,
     progress: ProgressFn | None = None,
-    threads: int = 0,
+    threads: int | None = None,
 ) -> list[Path]:
     """Restore `cram` as FASTQ (`out` is a prefix) or BAM (`out` is the file); returns outputs."""
     cram, out = Path(cram), Path(out)
+    if threads is None:  # someone is waiting for this data: decode on every core
+        threads = max(0, (os.cpu_count() or 1) - 1)
     if not cram.is_file():
         raise InputError(f"{cram}: no such file")
     if not out.parent.is_dir():
@@ -119,7 +121,8 @@ def restore(
             names = recipe.output_args([str(t) for t in temps])
             # samtools compresses (BGZF) because the temporary names end in .gz too; level 1:
             # a restored FASTQ is a working copy, and compression would bound the restore rate
-            args = ["fastq", *recipe.fastq_args(), *names, *(["-c", "1"] if gz else [])]
+            args = ["fastq", *(["-@", str(threads)] if threads else []), *recipe.fastq_args()]
+            args += [*names, *(["-c", "1"] if gz else [])]
         _run_watched([*args, str(cram)], registry.cache, temps, progress, f"{cram}: restore")
         _land(temps, finals)
     finally:

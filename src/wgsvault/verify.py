@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import subprocess
 import tempfile
@@ -28,6 +29,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import pysam
 from xopen import xopen
 
 from wgsvault import htslib
@@ -56,7 +58,7 @@ def decompressed_sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def _file_entry(path: Path, decompressed: bool) -> dict[str, object]:
+def file_entry(path: Path, decompressed: bool) -> dict[str, object]:
     entry: dict[str, object] = {
         "path": str(Path(path).resolve()),
         "bytes": path.stat().st_size,
@@ -122,8 +124,8 @@ def prove_fastq(
 ) -> dict:  # type: ignore[type-arg]
     """Prove that `cram` restores every FASTQ in `inputs` byte for byte; raise if not."""
     with ThreadPoolExecutor(max_workers=len(inputs) + 1) as pool:
-        orig = originals or [pool.submit(_file_entry, p, True) for p in inputs]
-        out_entry = pool.submit(_file_entry, cram, False)
+        orig = originals or [pool.submit(file_entry, p, True) for p in inputs]
+        out_entry = pool.submit(file_entry, cram, False)
         restored = restored_digests(cram, fmt, cache=None)
         entries = [f.result() for f in orig]
         output = out_entry.result()
@@ -188,13 +190,18 @@ def prove_alignment(
     registry: Registry,
     build: str | None = None,
     threads: int = 0,
+    original_sums: Future[dict[str, str]] | None = None,
 ) -> dict:  # type: ignore[type-arg]
-    """Compare record checksums of `original` and `new` (decoded with the registry only)."""
+    """Compare record checksums of `original` and `new` (decoded with the registry only).
+
+    `original_sums` lets a caller compute the original's checksums while it converts."""
     with ThreadPoolExecutor(max_workers=4) as pool:
-        a = pool.submit(record_checksums, original, cache=registry.cache, threads=threads)
-        b = pool.submit(record_checksums, new, cache=registry.cache, threads=threads)
-        ea = pool.submit(_file_entry, original, False)
-        eb = pool.submit(_file_entry, new, False)
+        a = original_sums or pool.submit(
+            record_checksums, original, cache=registry.cache, threads=threads
+        )
+        b = pool.submit(record_checksums, new, cache=registry.cache, threads=max(threads, 1))
+        ea = pool.submit(file_entry, original, False)
+        eb = pool.submit(file_entry, new, False)
         ca = a.result()
         try:
             cb = b.result()
@@ -207,7 +214,8 @@ def prove_alignment(
         failure = decode_error
     elif ca != cb:
         cols = [k for k in ca if ca[k] != cb.get(k)]
-        failure = f"record checksums differ ({', '.join(cols)}): {ca} vs {cb}"
+        first = first_difference(original, new, cache=registry.cache)
+        failure = f"record checksums differ ({', '.join(cols)}); {first}"
     sq = read_header_sq(new)
     ref = registry.get(build) if build else None
     return {
@@ -228,6 +236,59 @@ def prove_alignment(
             "refget": {s.name: s.refget for s in ref.sequences} if ref else {},
         },
     }
+
+
+def _comparable(rec: pysam.AlignedSegment) -> tuple[object, ...]:
+    fields = rec.to_string().split("\t")
+    if rec.is_unmapped:  # CRAM keeps no CIGAR/MAPQ for unmapped reads (as `checksum -z all`)
+        fields[4], fields[5] = "0", "*"
+    return (*fields[:11], tuple(sorted(rec.get_tags(with_value_type=True))))
+
+
+def first_difference(original: Path, new: Path, *, cache: Path | None) -> str:
+    """The first record, in file order, where `new` differs from `original` (diagnosis only)."""
+    level = pysam.set_verbosity(0)
+    try:
+        with (
+            htslib.reference_env(cache),
+            pysam.AlignmentFile(str(original), check_sq=False) as a,
+            pysam.AlignmentFile(str(new), check_sq=False) as b,
+        ):
+            i = 0
+            for i, (x, y) in enumerate(
+                itertools.zip_longest(a.fetch(until_eof=True), b.fetch(until_eof=True)), 1
+            ):
+                if x is None or y is None:
+                    which = new if x is not None else original
+                    return f"record {i}: {which} ends early"
+                if _comparable(x) != _comparable(y):
+                    fields = [
+                        n
+                        for n, p, q in zip(_FIELDS, _comparable(x), _comparable(y), strict=True)
+                        if p != q
+                    ]
+                    return f"first differing record {i} ({x.query_name}): {', '.join(fields)}"
+            return f"all {i:,} records equal in order; checksums differ in sanitised fields"
+    except (OSError, ValueError) as exc:
+        return f"cannot compare records: {exc}"
+    finally:
+        pysam.set_verbosity(level)
+
+
+_FIELDS = (
+    "name",
+    "flag",
+    "rname",
+    "pos",
+    "mapq",
+    "cigar",
+    "rnext",
+    "pnext",
+    "tlen",
+    "seq",
+    "qual",
+    "aux",
+)
 
 
 def verify(originals: list[Path], new: Path, *, registry: Registry) -> dict:  # type: ignore[type-arg]
