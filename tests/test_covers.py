@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gzip
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dnaio
+import numpy as np
 import pysam
 import pytest
 
-from wgsvault import htslib, synth
+from wgsvault import covers_restore, htslib, synth
+from wgsvault import sidecar as sidecar_fmt
 from wgsvault.covers import canonical_key, restore_fastq, verify_covers
+from wgsvault.covers_restore import order_key
 from wgsvault.errors import InputError
 from wgsvault.sidecar import read as read_sidecar
 
@@ -228,6 +231,133 @@ def test_single_end(genome: synth.GenomeFiles, tmp_path: Path):
     # the R1 FASTQ against the paired CRAM: READ1 records are not single-end records
     rep = verify_covers([genome.fastq_r1], genome.cram, reference=genome.reference)
     assert not rep.covered and rep.missing == 400 and rep.extra == 800
+
+
+def _spy_sorts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """For every samtools sort that covers/covers_restore run: its temporary files at merge time."""
+    spills: list[int] = []
+    real = covers_restore.SamSort.sorted
+
+    def sorted_(self: covers_restore.SamSort) -> Iterator[str]:
+        it = real(self)
+        first = next(it, None)  # samtools merges now: its temporary files still exist
+        spills.append(len(list(self.prefix.parent.glob(f"{self.prefix.name}.*"))))
+        if first is not None:
+            yield first
+            yield from it
+
+    monkeypatch.setattr(covers_restore.SamSort, "sorted", sorted_)
+    return spills
+
+
+def test_tiny_sort_memory_spills_and_gives_identical_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """With samtools sort limited to 1M it merges temporary files; the output is the same."""
+    ref = synth.write_reference(tmp_path / "ref.fa", seed=11)
+    g = synth.write_genome(tmp_path / "G", "G", ref, seed=5, n_pairs=6000)
+    r1, r2 = _records(g.fastq_r1), _records(g.fastq_r2)
+    perm = list(range(len(r1)))
+    random.Random(9).shuffle(perm)
+    fq = [
+        _write_fastq(tmp_path / "P_R1.fastq.gz", [r1[i] for i in perm]),
+        _write_fastq(tmp_path / "P_R2.fastq.gz", [r2[i] for i in perm]),
+    ]
+    spills = _spy_sorts(monkeypatch)
+    sc = tmp_path / "P.sidecar"
+    rep = verify_covers(fq, g.cram, reference=ref, sidecar=sc, keep_order=True, sort_memory="1M")
+    assert rep.covered and rep.order == "permutation"
+    outs = {}
+    for mem in ("1M", "512M"):
+        for ko in (False, True):
+            got = restore_fastq(
+                g.cram,
+                sc,
+                tmp_path / mem / str(ko) / "P",
+                reference=ref,
+                keep_order=ko,
+                gzip=False,
+                sort_memory=mem,
+            )
+            outs[mem, ko] = [p.read_bytes() for p in got]
+    assert outs["1M", False] == outs["512M", False]
+    assert outs["1M", True] == outs["512M", True] == [_gunzip(p) for p in fq]
+    # verify's order sort, then per restore (canonical, canonical + original order) at 1M, 512M
+    assert len(spills) == 1 + 3 + 3
+    assert min(spills[:4]) >= 1 and max(spills[4:]) == 0, spills  # 1M spills, 512M does not
+    assert not list(tmp_path.rglob(".*.restore.*")) and not list(tmp_path.rglob(".*.tmp"))
+    # canonical order, every record once
+    canon = [_records(tmp_path / "1M" / "False" / f"P_R{i}.fastq") for i in (1, 2)]
+    keys = [canonical_key(n.split()[0]) for n, _, _ in canon[0]]
+    assert (
+        keys == sorted(keys) and sorted(canon[0]) == sorted(r1) and sorted(canon[1]) == sorted(r2)
+    )
+
+
+def test_order_key_sorts_like_canonical_key():
+    rng = random.Random(4)
+    names = ["A:1:2:3:4", "A:1:2:3:4:5", ":1:2:3:4", "read7", "read", "r/1", "A:-1:2:3:4"]
+    names += ["A:01:2:3:4", "A:1:2:3:1_0", "AB:1:2:3:4", "A:B:1:2:3:4", "A:1:2:3:x", "A::1:2:3"]
+    names += [
+        f"I:R:F:{rng.randint(1, 8)}:{rng.choice([1101, 2228, 11101])}:"
+        f"{rng.randint(0, 10 ** rng.randint(1, 12))}:{rng.randint(-5, 40000)}"
+        for _ in range(3000)
+    ]
+    names += [
+        "".join(rng.choice("AB:1-09") for _ in range(rng.randint(1, 12))) for _ in range(3000)
+    ]
+    by_tuple = sorted(names, key=canonical_key)
+    by_bytes = sorted(names, key=lambda n: order_key(n).encode())
+    assert by_tuple == by_bytes
+
+
+def test_sidecar_ranks_decode_in_chunks(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sidecar_fmt, "RANK_CHUNK", 7)
+    for n, spread in ((50, 3), (1000, 1000), (70_000, 70_000)):
+        rng = np.random.default_rng(n)
+        ranks = np.argsort(np.arange(n) + rng.integers(0, spread, n)).astype(np.uint32)
+        sc = sidecar_fmt.Sidecar("0" * 64, "x.cram", "single", [], order="permutation", ranks=ranks)
+        back = sidecar_fmt.decode(sidecar_fmt.encode(sc))
+        assert back.order_units == n
+        assert np.array_equal(np.concatenate(list(back.rank_chunks(5))), ranks)
+        again = sidecar_fmt.decode(sidecar_fmt.encode(back))  # re-encoding the stream
+        assert np.array_equal(np.concatenate(list(again.rank_chunks())), ranks)
+
+
+def test_repeated_names_restore_in_digest_order(genome: synth.GenomeFiles, tmp_path: Path):
+    """Single-end reads sharing a name: every record given back, ties ordered by digest."""
+
+    def single(a: pysam.AlignedSegment) -> bool:
+        if not a.is_read1:
+            return False
+        a.flag &= 0x4 | 0x10
+        a.next_reference_id, a.next_reference_start, a.template_length = -1, -1, 0
+        a.query_name = "dup" if a.query_name[-1] in "02468" else a.query_name
+        return True
+
+    cram = _copy_alignments(genome.cram, tmp_path / "D.cram", genome.reference, single)
+    with pysam.AlignmentFile(str(cram), reference_filename=str(genome.reference)) as fh:
+        recs = [
+            (
+                a.query_name,
+                a.get_forward_sequence(),
+                pysam.qualities_to_qualitystring(a.get_forward_qualities()),
+            )
+            for a in fh
+        ]
+    rng = random.Random(1)
+    rng.shuffle(recs)
+    fq = _write_fastq(tmp_path / "D.fastq", recs)
+    sc = tmp_path / "D.sc"
+    rep = verify_covers([fq], cram, reference=genome.reference, sidecar=sc, keep_order=True)
+    assert rep.covered and rep.order == "permutation", rep.reason
+    (out,) = restore_fastq(cram, sc, tmp_path / "DO", reference=genome.reference, keep_order=True)
+    assert _gunzip(out) == fq.read_bytes()
+    (out,) = restore_fastq(cram, sc, tmp_path / "DC", reference=genome.reference, gzip=False)
+    got = _records(out)
+    assert sorted(got) == sorted(recs) and sum(n == "dup" for n, _, _ in got) > 100
+    keys = [canonical_key(n) for n, _, _ in got]
+    assert keys == sorted(keys)
 
 
 # ---------------------------------------------------------------------------------- bad input

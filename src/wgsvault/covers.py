@@ -1,4 +1,4 @@
-"""Prove that FASTQ files are contained in an aligned CRAM, and give them back from CRAM + sidecar.
+"""Prove that FASTQ files are contained in an aligned CRAM, and write the sidecar to restore them.
 
 What is proven (`verify_covers`)
     Every FASTQ record (single-end, or R1+R2 in lockstep) is a PRIMARY record of the CRAM/BAM
@@ -10,34 +10,41 @@ What is proven (`verify_covers`)
     (`wgsvault.sidecar`) stores as a template per file plus exceptions.
     The proof also checks that restoring from CRAM + sidecar reproduces every full record (header
     line with its comment, sequence, qualities, mate), and with `keep_order` that the restored
-    decompressed stream has the original's sha256.
+    decompressed stream has the original's sha256. Restoring, the canonical order and the CRAM
+    reader both sides share live in `wgsvault.covers_restore` (`restore_fastq` is re-exported).
 
-How, in O(1) memory
+How
     Each record is hashed to 128 bits: `core = blake2b(name+mate, seq, qual)` and
-    `full = blake2b(core, tail)`. The FASTQ stream and the CRAM's primary records are each reduced
-    to order-independent multiset checksums (count, sum of `core` mod 2**128, sum of `full`); on the
-    CRAM side `full` uses the tail the sidecar would give back. Equal counts and sums prove the two
+    `full = blake2b(core, tail)`. The FASTQ stream and the CRAM's primary records (read by
+    `covers_restore.primary_records`, the same reader the restore uses) are each reduced to
+    order-independent multiset checksums (count, sum of `full` mod 2**128); on the CRAM side
+    `full` uses the tail the sidecar would give back. Equal counts and sums prove the two
     multisets equal (a false match needs a 128-bit collision). Only when the sums differ, a detail
     pass keys the FASTQ records by (name, mate) in a dict (`DETAIL_LIMIT` records at a time; bigger
     inputs are split into hash partitions, one re-read of FASTQ and CRAM per partition) to count
     missing, altered and extra records and name the first difference. Extra CRAM records (e.g.
     singletons dropped when the FASTQ was made) do not break coverage: the sidecar lists them so a
-    restore skips them. What stays in memory is the tail exceptions and, with `keep_order`, one sort
-    key per read (pair); `restore_fastq` holds all restored reads to sort them.
+    restore skips them.
 
-Canonical order (what `restore_fastq` writes without `keep_order`)
-    Read pairs sorted by `canonical_key`: Illumina names `PREFIX:LANE:TILE:X:Y` (e.g.
-    `INSTR:RUN:FC:LANE:TILE:X:Y`) by (prefix, lane, tile, y, x), which is the order bcl2fastq writes
-    within a tile; other names after them, by name; ties by the records' digests. With
-    `keep_order` the sidecar stores the rank of each original record in that order (`identity` when
-    the input already is in canonical order, as bcl2fastq output usually is).
+    With `keep_order`, the scan compares each unit's (pair's) canonical sort key with the
+    previous one only: an input already in canonical order (usual) is stored as `identity`.
+    Otherwise a second pass over the FASTQ hands samtools sort one small record per unit (its
+    index and `order_key` + digests), which sorts out of core (`sort_memory` per thread, temporary
+    files next to the sidecar), and the sorted indices give each unit's canonical rank.
+
+Memory per read
+    None on the fast path (O(1) beyond the tail exceptions, the excluded records and, in a detail
+    pass, at most `DETAIL_LIMIT` records). With `keep_order` and a non-canonical input order: the
+    rank array, 4 bytes per pair (8 beyond 2**32 pairs), plus while the sidecar is encoded its
+    rank stream (1 to 4 bytes per pair) and its compressed form: at most about 10 bytes per pair,
+    5 per read (4 GB for 800 million reads in a random order; far less for near-canonical ones).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
+import shutil
 import tempfile
 import time
 import zlib
@@ -51,23 +58,32 @@ from typing import Any, BinaryIO
 
 import dnaio
 import numpy as np
-import pysam
 
 from wgsvault import sidecar as sidecar_fmt
-from wgsvault.errors import InputError, IntegrityError
+from wgsvault.covers_restore import (
+    SORT_MEMORY,
+    SamSort,
+    canonical_key,
+    core_digest,
+    full_digest,
+    order_key,
+    primary_records,
+    restore_fastq,
+    sha256_file,
+    show,
+)
+from wgsvault.errors import InputError
 from wgsvault.fsutil import atomic_write_bytes
-from wgsvault.htslib import reference_env
 
 try:  # python-isal (a dependency of xopen/dnaio): gzip at several times zlib's speed
     from isal import igzip as _gzip
     from isal import igzip_threaded
-
-    _GZ_LEVEL = 2
 except ImportError:  # pragma: no cover
     import gzip as _gzip  # type: ignore[no-redef]
 
     igzip_threaded = None
-    _GZ_LEVEL = 6
+
+__all__ = ["CoverReport", "canonical_key", "restore_fastq", "sha256_file", "verify_covers"]
 
 MASK = (1 << 128) - 1
 #: FASTQ records held in one detail-pass partition (about 150 bytes each)
@@ -75,9 +91,7 @@ DETAIL_LIMIT = 4_000_000
 #: records per file looked at before the tail template is chosen (the most common tail)
 TEMPLATE_WINDOW = 4096
 _B2 = hashlib.blake2b
-_COMPLEMENT = str.maketrans("ACGTRYKMBVDHNacgtrykmbvdhn", "TGCAYRMKVBHDNtgcayrmkvbhdn")
 _SUFFIX = {"1": ("/1",), "2": ("/2",), "0": ("/1", "/2")}
-_SHOW_SUFFIX = {"0": "", "1": "/1", "2": "/2"}
 
 
 @dataclass
@@ -109,43 +123,6 @@ class CoverReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def canonical_key(name: str) -> tuple[int, str, int, int, int, int, str]:
-    """Sort key of a read name: Illumina `PREFIX:LANE:TILE:X:Y` by (prefix, lane, tile, y, x)."""
-    f = name.split(":")
-    if len(f) >= 5:
-        try:
-            return (0, ":".join(f[:-4]), int(f[-4]), int(f[-3]), int(f[-1]), int(f[-2]), name)
-        except ValueError:
-            pass
-    return (1, name, 0, 0, 0, 0, name)
-
-
-def _core(key: str, seq: str, qual: str) -> bytes:
-    """Digest of what the CRAM must hold: name+mate, sequence, qualities."""
-    return _B2(f"{key}\x00{seq}\x00{qual}".encode(), digest_size=16).digest()
-
-
-def _digest(key: str, seq: str, qual: str, tail: str) -> bytes:
-    """Digest of a full FASTQ record: name+mate, sequence, qualities and header tail."""
-    return _B2(f"{key}\x00{seq}\x00{qual}\x00{tail}".encode(), digest_size=16).digest()
-
-
-def _show(key: str) -> str:
-    return key[:-1] + _SHOW_SUFFIX.get(key[-1], "")
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file's bytes; InputError when it cannot be read."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------- FASTQ
@@ -304,17 +281,24 @@ class _FastqScan:
     gzip: list[bool]
     data_sha: list[str]
     serial_sha: list[str]
-    unit_keys: list[tuple[Any, ...]]
+    units: int
+    canonical: bool  # the units are in canonical order (checked only with keep_order)
 
 
 def _scan_fastqs(fastqs: list[Path], keep_order: bool) -> _FastqScan:
-    """The one full pass over the FASTQ files: checksum, tail model, order keys, sha256s."""
+    """The one full pass over the FASTQ files: checksum, tail model, order check, sha256s.
+
+    In O(1) memory besides the tail exceptions: with `keep_order` each unit's sort key is only
+    compared with the previous one's.
+    """
     sources, mates = _open_sources(fastqs)
     exceptions: dict[str, str] = {}
     tails = [_Tails(exceptions) for _ in sources]
     counts = [0] * len(sources)
     serial = [hashlib.sha256() for _ in sources]
-    unit_keys: list[tuple[Any, ...]] = []
+    prev: tuple[Any, ...] = ()
+    canonical = True
+    units = 0
     full_sum = 0
     last = len(sources) - 1
     unit: list[Any] = []
@@ -333,7 +317,11 @@ def _scan_fastqs(fastqs: list[Path], keep_order: bool) -> _FastqScan:
                 serial[fi].update(rec.fastq_bytes(sources[fi].reader.two_headers))
                 unit.append(d)
                 if fi == last:
-                    unit_keys.append((canonical_key(key[:-1]), *unit))
+                    units += 1
+                    cur = (canonical_key(key[:-1]), *unit)
+                    if canonical and cur < prev:
+                        canonical = False
+                    prev = cur
                     unit = []
         for s in sources:
             s.finish()
@@ -352,45 +340,9 @@ def _scan_fastqs(fastqs: list[Path], keep_order: bool) -> _FastqScan:
         gzip=[s.gzip for s in sources],
         data_sha=[s.data_sha.hexdigest() for s in sources],
         serial_sha=[h.hexdigest() for h in serial],
-        unit_keys=unit_keys,
+        units=units,
+        canonical=canonical,
     )
-
-
-# ---------------------------------------------------------------------------------------- CRAM
-
-
-def _cram_records(cram: Path, reference: Path | None) -> Iterator[tuple[str, str, str]]:
-    """Yield (name+mate key, sequence, qualities) of each primary record, as sequenced."""
-    kwargs = {"reference_filename": str(reference)} if reference else {}
-    # no network: htslib must not fetch a reference from EBI by M5
-    with reference_env(None):
-        # no index is needed: silence htslib's "[E::cram_index_load]" note while it looks for one
-        verbosity = pysam.set_verbosity(0)
-        try:
-            fh = pysam.AlignmentFile(str(cram), "r", check_sq=False, threads=2, **kwargs)
-            records = fh.fetch(until_eof=True)  # reads unaligned files too
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{cram}: cannot read alignments: {exc}") from None
-        finally:
-            pysam.set_verbosity(verbosity)
-        n = 0
-        comp = _COMPLEMENT
-        try:
-            with fh:
-                for a in records:
-                    n += 1
-                    flag = a.flag
-                    if flag & 0x900:
-                        continue
-                    seq = a.query_sequence or ""
-                    qual = a.get_tag("OQ") if a.has_tag("OQ") else (a.query_qualities_str or "")
-                    if flag & 0x10:
-                        seq = seq.translate(comp)[::-1]
-                        qual = qual[::-1]  # type: ignore[index]
-                    m = "1" if flag & 0x40 else "2" if flag & 0x80 else "0"
-                    yield a.query_name + m, seq, qual  # type: ignore[misc]
-        except (OSError, ValueError, NotImplementedError) as exc:
-            raise InputError(f"{cram}: unreadable alignment record {n + 1}: {exc}") from None
 
 
 # -------------------------------------------------------------------------------------- verify
@@ -422,23 +374,23 @@ def _detail(
                 idx += 1
                 if parts > 1 and hash(key) % parts != p:
                     continue
-                table[key] = (idx, _core(key, rec.sequence, rec.qualities), len(rec.sequence))
+                table[key] = (idx, core_digest(key, rec.sequence, rec.qualities), len(rec.sequence))
         finally:
             for s in sources:
                 s.close()
-        for key, seq, qual in _cram_records(cram, reference):
+        for key, seq, qual in primary_records(cram, reference):
             if parts > 1 and hash(key) % parts != p:
                 continue
             entry = table.pop(key, None)
             if entry is None:
                 report.extra += 1
-                extras.append((key, _core(key, seq, qual)[:8]))
+                extras.append((key, core_digest(key, seq, qual)[:8]))
                 if "extra" not in first:
                     first["extra"] = (key,)
                 continue
-            if _core(key, seq, qual) == entry[1]:
+            if core_digest(key, seq, qual) == entry[1]:
                 report.matched += 1
-                full_sum += int.from_bytes(_digest(key, seq, qual, tail_of(key)), "little")
+                full_sum += int.from_bytes(full_digest(key, seq, qual, tail_of(key)), "little")
             else:
                 report.altered += 1
                 if "altered" not in first or entry[0] < first["altered"][0]:
@@ -451,7 +403,7 @@ def _detail(
 
     def where(i: int, key: str) -> dict[str, Any]:
         fi = 0 if key[-1] in "01" else 1
-        return {"record": _show(key), "file": files[fi], "record_number": (i + 1) // len(files)}
+        return {"record": show(key), "file": files[fi], "record_number": (i + 1) // len(files)}
 
     if "altered" in first:
         i, key, flen, clen = first["altered"]
@@ -461,18 +413,54 @@ def _detail(
         i, key = first["missing"]
         report.first_difference = {"kind": "missing", **where(i, key)}
     elif "extra" in first:
-        report.first_difference = {"kind": "extra", "record": _show(first["extra"][0])}
+        report.first_difference = {"kind": "extra", "record": show(first["extra"][0])}
     return full_sum & MASK, extras
 
 
-def _order(keys: list[tuple[Any, ...]]) -> tuple[str, np.ndarray | None]:
-    """'identity' when the records already are in canonical order, else their canonical ranks."""
-    if all(a <= b for a, b in zip(keys, keys[1:], strict=False)):
-        return "identity", None
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    ranks = np.empty(len(keys), dtype=np.int64)
-    ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(keys), dtype=np.int64)
-    return "permutation", ranks
+def _ranks(
+    fastqs: list[Path], units: int, tmpdir: Path, *, sort_memory: str, sort_threads: int
+) -> np.ndarray:
+    """Canonical rank of each unit (pair or read) in original order, sorted out of core.
+
+    A second pass over the FASTQ hands samtools sort one small record per unit: its index and
+    its sort key (`order_key` of the name, then the units' full digests in hex, which is the
+    order of `(canonical_key, digest, ...)`). Holds the ranks: 4 bytes per unit (8 beyond
+    2**32 units).
+    """
+    sort = SamSort("XK", tmpdir, "keep_order: sort", memory=sort_memory, threads=sort_threads)
+    try:
+        sources, mates = _open_sources(fastqs)
+        last = len(sources) - 1
+        hexes: list[str] = []
+        index = 0
+        try:
+            for fi, key, tail, rec in _records(sources, mates):
+                hexes.append(full_digest(key, rec.sequence, rec.qualities, tail).hex())
+                if fi == last:
+                    sort.add(str(index), "0", "", "", f"XK:Z:{order_key(key[:-1])}{''.join(hexes)}")
+                    index += 1
+                    hexes = []
+        finally:
+            for s in sources:
+                s.close()
+        ranks = np.empty(units, dtype=np.uint32 if units < 2**32 else np.int64)
+        rank = 0
+        batch: list[int] = []
+        for line in sort.sorted():
+            batch.append(int(line[: line.index("\t")]))
+            if len(batch) >= 1 << 16:
+                ranks[np.asarray(batch)] = np.arange(rank, rank + len(batch), dtype=ranks.dtype)
+                rank += len(batch)
+                batch = []
+        ranks[np.asarray(batch, dtype=np.int64)] = np.arange(
+            rank, rank + len(batch), dtype=ranks.dtype
+        )
+        rank += len(batch)
+    finally:
+        sort.kill()
+    if rank != units or index != units:
+        raise InputError(f"{fastqs[0]}: changed while being verified ({index:,} != {units:,})")
+    return ranks
 
 
 def _reason(r: CoverReport) -> str:
@@ -501,6 +489,8 @@ def verify_covers(
     reference: Path | None = None,
     sidecar: Path | None = None,
     keep_order: bool = False,
+    sort_memory: str = SORT_MEMORY,
+    sort_threads: int = 1,
 ) -> CoverReport:
     """Prove that the FASTQ file(s) are contained in `cram`; write `sidecar` when they are.
 
@@ -535,7 +525,7 @@ def verify_covers(
     # the CRAM as the restore would see it: each record with the tail the sidecar gives it
     count = full_sum = 0
     b2, from_bytes, get = _B2, int.from_bytes, exceptions.get
-    for key, seq, qual in _cram_records(cram, reference):
+    for key, seq, qual in primary_records(cram, reference):
         count += 1
         t = get(key)
         if t is None:
@@ -582,7 +572,23 @@ def verify_covers(
         )
 
     if report.covered:
-        order, ranks = _order(fq.unit_keys) if keep_order else (None, None)
+        order, ranks = None, None
+        if keep_order and fq.canonical:
+            order = "identity"
+        elif keep_order:
+            order = "permutation"
+            where = Path(sidecar).parent if sidecar is not None else None
+            tmpdir = Path(tempfile.mkdtemp(prefix=".wgsvault-order.", dir=where))
+            try:
+                ranks = _ranks(
+                    fastqs,
+                    fq.units,
+                    tmpdir,
+                    sort_memory=sort_memory,
+                    sort_threads=sort_threads,
+                )
+            finally:
+                shutil.rmtree(tmpdir, ignore_errors=True)
         report.order = order
         sc = sidecar_fmt.Sidecar(
             cram_sha256=cram_sha,
@@ -624,146 +630,3 @@ def verify_covers(
             report.sidecar_path = str(sidecar)
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
-
-
-# ------------------------------------------------------------------------------------- restore
-
-
-def restore_fastq(
-    cram: Path,
-    sidecar: Path,
-    out_prefix: Path,
-    *,
-    reference: Path | None = None,
-    gzip: bool = True,
-    keep_order: bool = False,
-) -> list[Path]:
-    """Write the original FASTQ file(s) from `cram` + `sidecar`; return their paths.
-
-    Writes PREFIX_R1.fastq[.gz] and PREFIX_R2.fastq[.gz] (PREFIX.fastq[.gz] single-end), all or
-    none, atomically. Records come in canonical order (see the module doc) unless `keep_order`,
-    which gives back the original byte stream (checked against its sha256 before renaming).
-    """
-    cram, out_prefix = Path(cram), Path(out_prefix)
-    sc = sidecar_fmt.read(Path(sidecar))
-    if keep_order and sc.order is None:
-        raise InputError(f"{sidecar}: holds no record order (verify again with keep_order)")
-    cram_sha = sha256_file(cram)
-    if cram_sha != sc.cram_sha256:
-        raise InputError(
-            f"{sidecar}: belongs to CRAM {sc.cram_name} (sha256 {sc.cram_sha256[:16]}...), "
-            f"not to {cram} (sha256 {cram_sha[:16]}...)"
-        )
-    paired = sc.layout == "paired"
-    mates = ["1", "2"] if paired else ["0"]
-    templates = {m: f.tail_template for m, f in zip(mates, sc.files, strict=True)}
-    exc = sc.tail_exceptions
-    excluded = Counter(k + d.hex() for k, d in sc.excluded)
-    excluded_keys = {k for k, _ in sc.excluded}
-
-    # gather the reads and sort them into canonical order
-    units: list[tuple[Any, ...]] = []
-    halves: dict[str, tuple[str, tuple[bytes, str, str, str]]] = {}
-    for key, seq, qual in _cram_records(cram, reference):
-        if key in excluded_keys:
-            tag = key + _core(key, seq, qual)[:8].hex()
-            if excluded[tag] > 0:
-                excluded[tag] -= 1
-                continue
-        m = key[-1]
-        if m not in templates:
-            raise IntegrityError(f"{cram}: record {_show(key)} is not in the sidecar's FASTQ")
-        bare = key[:-1]
-        t = exc.get(key)
-        tail = templates[m] if t is None else t
-        rec = (_digest(key, seq, qual, tail), bare + tail, seq, qual)
-        if not paired:
-            units.append((canonical_key(bare), rec[0], rec))
-            continue
-        other = halves.pop(bare, None)
-        if other is None:
-            halves[bare] = (m, rec)
-            continue
-        if other[0] == m:
-            raise IntegrityError(
-                f"{cram}: read {_show(key)} occurs twice; the sidecar does not fit"
-            )
-        r1, r2 = (rec, other[1]) if m == "1" else (other[1], rec)
-        units.append((canonical_key(bare), r1[0], r2[0], r1, r2))
-    if halves:
-        key = next(iter(halves))
-        raise IntegrityError(f"{cram}: read {key} has no mate; the sidecar does not fit")
-    for f in sc.files:
-        if f.records != len(units):
-            raise IntegrityError(
-                f"{cram}: gives {len(units):,} records for {f.name}, the sidecar says {f.records:,}"
-            )
-    units.sort()
-    if keep_order and sc.order == "permutation":
-        assert sc.ranks is not None
-        units = [units[r] for r in sc.ranks.tolist()]
-
-    suffix = ".fastq.gz" if gzip else ".fastq"
-    names = (
-        [f"{out_prefix.name}_R{i + 1}{suffix}" for i in range(2)]
-        if paired
-        else [f"{out_prefix.name}{suffix}"]
-    )
-    outs = [out_prefix.parent / n for n in names]
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    temps: list[Path] = []
-    try:
-        for fi, (out, meta) in enumerate(zip(outs, sc.files, strict=True)):
-            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-            temps.append(Path(tmp))
-            digest = _write_fastq(
-                fd,
-                [u[3 + fi] for u in units] if paired else [u[2] for u in units],
-                gzip=gzip,
-                two_headers=meta.two_headers,
-            )
-            if keep_order and digest != meta.sha256_decompressed:
-                raise IntegrityError(
-                    f"{out}: restored stream differs from the original {meta.name} "
-                    f"(sha256 {digest[:16]}... != {meta.sha256_decompressed[:16]}...)"
-                )
-        for tmp, out in zip(temps, outs, strict=True):
-            os.replace(tmp, out)
-        temps = []
-        dfd = os.open(out_prefix.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-    return outs
-
-
-def _write_fastq(
-    fd: int, recs: list[tuple[bytes, str, str, str]], *, gzip: bool, two_headers: bool
-) -> str:
-    """Write records to the open temp file `fd` (fsync'd); sha256 of the uncompressed stream."""
-    h = hashlib.sha256()
-    with os.fdopen(fd, "wb") as raw:
-        os.fchmod(raw.fileno(), 0o644)
-        out: Any = (
-            _gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZ_LEVEL, mtime=0)
-            if gzip
-            else raw
-        )
-        step = 8192
-        for i in range(0, len(recs), step):
-            if two_headers:
-                chunk = "".join(f"@{r[1]}\n{r[2]}\n+{r[1]}\n{r[3]}\n" for r in recs[i : i + step])
-            else:
-                chunk = "".join(f"@{r[1]}\n{r[2]}\n+\n{r[3]}\n" for r in recs[i : i + step])
-            data = chunk.encode()
-            h.update(data)
-            out.write(data)
-        if gzip:
-            out.close()
-        raw.flush()
-        os.fsync(raw.fileno())
-    return h.hexdigest()
