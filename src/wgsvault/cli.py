@@ -283,5 +283,6 @@ def main() -> None:
         sys.exit(130)
 
 
-# the codec commands (ref, convert, verify, verify-covers, restore) register themselves on `app`
-from wgsvault import cli_codec  # noqa: E402,F401
+# the codec (ref, convert, verify, verify-covers, restore) and main-job (approve, apply, status,
+# purge, undo, audit) commands register themselves on `app`
+from wgsvault import cli_apply, cli_codec  # noqa: E402,F401,I001

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from wgsvault import htslib
+from wgsvault import faults, htslib
 from wgsvault.errors import InputError, IntegrityError
 from wgsvault.fastqfmt import FastqFormat, sniff
 from wgsvault.fsutil import atomic_write_text, fsync_dir, make_durable
@@ -127,11 +127,13 @@ def convert_fastq(
         )
         _add_recipe(raw, tmp, fmt, inputs)
         raw.unlink()
+        faults.point("convert:encoded")
         t1 = time.perf_counter()
         proof = prove_fastq(inputs, tmp, fmt, threads=threads, originals=originals)
         t2 = time.perf_counter()
         proof["conversion"] = {"profile": profile, "seconds": round(t1 - t0, 3)}
         proof["output"]["path"] = str(out.resolve())
+        faults.point("convert:proven")
         _land(tmp, out, proof, index=False)
     return Converted(out, proof, t1 - t0, t2 - t1)
 
@@ -140,7 +142,9 @@ def _add_recipe(src: Path, dst: Path, fmt: FastqFormat, inputs: list[Path]) -> N
     """Append the restore recipe to the CRAM header (`samtools reheader`, no re-encoding)."""
     recipe = {"v": 1, **fmt.to_dict(), "files": [p.name for p in inputs]}
     line = f"@CO\t{RECIPE_TAG} {json.dumps(recipe, separators=(',', ':'))}\n"
-    with tempfile.NamedTemporaryFile("w", suffix=".sam", dir=dst.parent, delete=False) as fh:
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="wgsvault-hdr-", suffix=".sam", delete=False
+    ) as fh:
         fh.write(line)
         extra = Path(fh.name)
     try:
@@ -204,6 +208,7 @@ def convert_bam(
             threads=threads,
         )
         htslib.run(["index", str(tmp)], cache=registry.cache, what=f"{tmp}: samtools index")
+        faults.point("convert:encoded")
         t1 = time.perf_counter()
         proof = prove_alignment(
             bam, tmp, registry=registry, build=build, threads=threads, original_sums=original_sums
@@ -213,5 +218,6 @@ def convert_bam(
             raise IntegrityError(f"{out}: conversion of {bam} not proven: {proof['failure']}")
         proof["conversion"] = {"profile": profile, "seconds": round(t1 - t0, 3)}
         proof["output"]["path"] = str(out.resolve())
+        faults.point("convert:proven")
         _land(tmp, out, proof, index=True)
     return Converted(out, proof, t1 - t0, t2 - t1)

@@ -49,6 +49,7 @@ _GVCF = (".g.vcf", ".gvcf", ".g.vcf.gz", ".gvcf.gz", ".g.vcf.bgz", ".g.bcf")
 _VCF = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 _BCL = (".bcl", ".bcl.gz", ".bcl.bgzf", ".cbcl", ".locs", ".clocs", ".filter")
 _OTHER = (
+    ".wgsvault-sidecar",  # what verify-covers keeps beside an aligned CRAM (covers.py)
     ".md5",
     ".sha1",
     ".sha256",

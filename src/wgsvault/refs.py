@@ -232,6 +232,19 @@ class Registry:
         """`ref check`: the @SQ lines of a SAM/BAM/CRAM that the registry lacks."""
         return self.missing(read_header_sq(path))
 
+    def find_build(self, header_sq: list[dict], source: Path) -> Build:  # type: ignore[type-arg]
+        """The registered build whose sequences match a header's @SQ lines (M5 where given)."""
+        for build in self.builds():
+            try:
+                self.match_header(build, header_sq, source)
+            except InputError:
+                continue
+            return build
+        raise InputError(
+            f"{source}: no registered reference build matches its @SQ lines; "
+            "register the build it was aligned to with: wgsvault ref add FASTA --build NAME"
+        )
+
     def match_header(self, build: Build, header_sq: list[dict], source: Path) -> None:  # type: ignore[type-arg]
         """Refuse when a header's @SQ lines disagree with `build` (name, length, M5)."""
         by_name = {s.name: s for s in build.sequences}

@@ -14,6 +14,7 @@ to a process pool, so it takes and returns only picklable values.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from wgsvault.filetypes import FileType, fastq_read, index_targets
@@ -46,6 +47,10 @@ class DirResult(NamedTuple):
     unreadable: list[str]  # absolute paths of directories that could not be listed
 
 
+#: directories the vault itself keeps inside a storage root (quarantine); never scanned
+VAULT_DIR_PREFIX = ".wgsvault-"
+
+
 def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
@@ -71,7 +76,8 @@ def scan_dir(root: str, rel: str, layout: Layout) -> DirResult:
             if entry.is_symlink():
                 issues.append(_link_issue(entry.path))
             elif entry.is_dir(follow_symlinks=False):
-                subdirs.append(_join(rel, entry.name))
+                if not entry.name.startswith(VAULT_DIR_PREFIX):  # quarantine is not the estate
+                    subdirs.append(_join(rel, entry.name))
             elif entry.is_file(follow_symlinks=False):
                 files.append(
                     (entry.name, entry.stat(follow_symlinks=False), layout.file_type(entry.name))
@@ -158,13 +164,21 @@ def _link_issue(path: str) -> Issue:
     return Issue(path, "broken_link", f"-> {target} (target missing)")
 
 
-def _run_folder(root: str, rel: str, absdir: str, layout: Layout) -> DirResult:
-    """One `bcl` record for a whole Illumina run folder."""
+@dataclass
+class FolderTotals:
+    size: int
+    mtime_ns: int  # newest of the folder and everything in it
+    n_files: int
+    issues: list[Issue]
+    unreadable: list[str]
+
+
+def folder_totals(absdir: str) -> FolderTotals:
+    """Size and newest mtime of everything below a folder (a run folder is one unit)."""
     issues: list[Issue] = []
     unreadable: list[str] = []
     size = n_files = 0
-    st_dir = os.stat(absdir)
-    mtime = st_dir.st_mtime_ns
+    mtime = os.stat(absdir).st_mtime_ns
     stack = [absdir]
     while stack:
         d = stack.pop()
@@ -183,6 +197,15 @@ def _run_folder(root: str, rel: str, absdir: str, layout: Layout) -> DirResult:
         except OSError as exc:
             issues.append(Issue(d, "unreadable", exc.strerror or str(exc)))
             unreadable.append(d)
+    return FolderTotals(size, mtime, n_files, issues, unreadable)
+
+
+def _run_folder(root: str, rel: str, absdir: str, layout: Layout) -> DirResult:
+    """One `bcl` record for a whole Illumina run folder."""
+    st_dir = os.stat(absdir)
+    t = folder_totals(absdir)
+    issues, unreadable = t.issues, t.unreadable
+    size, mtime, n_files = t.size, t.mtime_ns, t.n_files
     controller, genome = layout.locate(rel)
     if controller is None:
         issues.append(Issue(absdir, "unmapped", "no layout rule gives its data controller"))

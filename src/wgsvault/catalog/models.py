@@ -160,3 +160,120 @@ class ScanIssue(Base):
     path: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Proof(Base):
+    """The proof (verify.py, covers.py) under which a file was written or another was let go."""
+
+    __tablename__ = "proof"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("file.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)  # the file the proof is about (new CRAM, sidecar)
+    kind: Mapped[str] = mapped_column(String(40))  # fastq->cram | alignment->cram | covers | ...
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)  # the proof JSON
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Approval(Base):
+    """A data controller's approval of its actions in one plan (by the plan's actions digest)."""
+
+    __tablename__ = "approval"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_sha256: Mapped[str] = mapped_column(String(64))
+    controller: Mapped[str] = mapped_column(String(200))
+    actions_sha256: Mapped[str] = mapped_column(String(64))  # of this controller's actions
+    action_ids: Mapped[str] = mapped_column(Text)  # JSON list
+    approved_by: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(String(200))  # case / decision id
+    approved_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    __table_args__ = (Index(None, "plan_sha256", "controller", unique=True),)
+
+
+class ApplyRun(Base):
+    """One invocation of `wgsvault apply`."""
+
+    __tablename__ = "apply_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    plan_path: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    executor: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JournalEntry(Base):
+    """Write-ahead journal: every step of an action, before it runs and after."""
+
+    __tablename__ = "journal"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("apply_run.id"))
+    plan_sha256: Mapped[str] = mapped_column(String(64))
+    action_id: Mapped[str] = mapped_column(String(40))
+    genome: Mapped[str | None] = mapped_column(String(200))
+    step: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20))  # started | done | failed | skipped
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    __table_args__ = (Index(None, "plan_sha256", "action_id"),)
+
+
+class Quarantine(Base):
+    """An original moved aside (same filesystem, renamed) before it may be purged."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("file.id"), index=True)
+    genome: Mapped[str | None] = mapped_column(String(200), index=True)
+    controller: Mapped[str | None] = mapped_column(String(200))
+    original_path: Mapped[str] = mapped_column(Text)
+    quarantine_path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    plan_sha256: Mapped[str] = mapped_column(String(64))
+    action_id: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20))  # quarantined | purged | restored
+    quarantined_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GenomeLock(Base):
+    """At most one apply works on a genome, across processes and machines."""
+
+    __tablename__ = "genome_lock"
+    genome: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(300))  # host:pid:run
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained audit log: `hash = sha256(prev_hash + canonical entry)`."""
+
+    __tablename__ = "audit"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(40), index=True)
+    genome: Mapped[str | None] = mapped_column(String(200), index=True)
+    controller: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON: digests, sizes, outcome
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """One row: the newest audit entry; appending updates it first, which serialises writers."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
