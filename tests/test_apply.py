@@ -147,7 +147,11 @@ def test_apply_b_frees_only_proven_bytes(estate: Estate) -> None:
         bam, cache=e.registry.cache
     )
     assert s.bytes_freed > 0
+    # scenario B never writes an unaligned CRAM beside an aligned CRAM that covers the reads
+    assert not list(e.root.rglob("*.unaligned.cram"))
     check_intact(e)
+    rescan = scan(e.catalog, [str(e.root)], DEFAULT_LAYOUT)  # the catalog agrees with the disk
+    assert (rescan.added, rescan.changed, rescan.vanished) == (0, 0, 0)
     assert audit.verify(e.catalog).ok
     events = {r["event"] for r in audit.show(e.catalog, genome="G2")}
     assert {"convert", "verify", "quarantine"} <= events

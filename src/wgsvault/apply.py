@@ -49,7 +49,7 @@ from wgsvault.convert import convert_bam, convert_fastq
 from wgsvault.digest import sha256_file
 from wgsvault.errors import IntegrityError, VaultError
 from wgsvault.executors import Executor, LocalExecutor
-from wgsvault.htslib import reference_env
+from wgsvault.htslib import check_magic, reference_env
 from wgsvault.locks import GenomeLocks
 from wgsvault.quarantine import DEFAULT_DAYS, move, target_for
 from wgsvault.refs import Registry, read_header_sq
@@ -272,6 +272,7 @@ class GenomeRunner:
                 proof = res.proof
                 faults.point("convert:landed")
             new = self._register(a, out, "cram", proof, "convert")
+            self._register_beside(out)
         self.converted[a["unit"]] = str(out)
         self.res.bytes_written += new
         freed = self._quarantine_all(a)
@@ -355,6 +356,40 @@ class GenomeRunner:
         faults.point(f"{event}:registered")
         return st.st_size
 
+    def _register_beside(self, out: Path) -> None:
+        """The new CRAM's index and proof file, so that a rescan finds nothing unknown."""
+        with self.cat.session() as s:
+            main = s.scalars(select(File).where(File.path == str(out))).one()
+            for path, ftype in (
+                (Path(f"{out}.crai"), "index"),
+                (Path(f"{out}.proof.json"), "other"),
+            ):
+                if not path.exists():
+                    continue
+                st = os.stat(path)
+                row = s.scalars(select(File).where(File.path == str(path))).first()
+                if row is None:
+                    row = File(
+                        root_id=main.root_id,
+                        path=str(path),
+                        unit=str(out) if ftype == "index" else str(path),  # as the scan has it
+                        type=ftype,
+                        controller_id=main.controller_id,
+                        genome_id=main.genome_id,
+                        first_scan_id=main.first_scan_id,
+                        last_change_scan_id=main.last_change_scan_id,
+                        size=st.st_size,
+                        mtime_ns=st.st_mtime_ns,
+                        inode=st.st_ino,
+                    )
+                    s.add(row)
+                row.size, row.mtime_ns, row.inode, row.status = (
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ino,
+                    "present",
+                )
+
     # -- delete (after proof) --------------------------------------------------------------------
 
     def _delete(self, a: dict) -> int:  # type: ignore[type-arg]
@@ -412,6 +447,9 @@ class GenomeRunner:
     def _covers(self, a: dict, fastqs: list[Path], cram: Path) -> None:  # type: ignore[type-arg]
         from wgsvault.covers import verify_covers
 
+        for fq in fastqs:
+            check_magic(fq, "fastq")
+        check_magic(cram, "cram", "bam")
         stem = Path(a["unit"]).name.split("_R{1,2}")[0].split(".f")[0]
         sidecar = cram.parent / f"{stem}{SIDECAR_SUFFIX}"
         if sidecar.exists():  # from an interrupted earlier run: verify-covers writes it again

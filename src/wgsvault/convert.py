@@ -192,6 +192,7 @@ def convert_bam(
 
     bam, out = Path(bam), Path(out)
     _check_output(out, [bam])
+    htslib.check_magic(bam, "bam", "sam", "cram")
     ref = registry.get(build)
     assert ref is not None
     registry.match_header(ref, read_header_sq(bam), bam)

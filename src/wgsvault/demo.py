@@ -20,14 +20,18 @@ from pathlib import Path
 from rich.console import Console
 
 from wgsvault import render
-from wgsvault.catalog import open_catalog
+from wgsvault.apply import ApplySummary, apply_plan
+from wgsvault.approve import approve, load_plan
+from wgsvault.catalog import Catalog, open_catalog
 from wgsvault.config import site_config, vault_home
 from wgsvault.errors import InputError
+from wgsvault.executors import LocalExecutor
 from wgsvault.footprint import footprint
 from wgsvault.layout import DEFAULT_LAYOUT
 from wgsvault.plan import make_plan, write_plan
 from wgsvault.policy import load_policy
-from wgsvault.scan import scan
+from wgsvault.refs import Registry
+from wgsvault.scan import ScanResult, scan
 
 GB = 10**9
 #: written beside (not inside) the estate once it is complete, so that a scan does not see it
@@ -45,6 +49,8 @@ class DemoResult:
     estate: Path
     catalog_url: str
     plans: dict[str, dict]  # type: ignore[type-arg]
+    scan: ScanResult
+    applied: ApplySummary
 
 
 def _sparse(path: Path, size: int) -> None:
@@ -220,11 +226,37 @@ def run_demo(
     blocked = render.blocked_table(plans["C"])
     if blocked is not None:
         console.print(blocked)
+    summary = main_job(catalog, home, console)
     where = f"--catalog {url}" if catalog_url else f"WGSVAULT_HOME={home}"
     console.print(
         f"Plans written to {home}/plan-{{A,B,C}}.json. Explore: "
-        f"{where} wgsvault footprint | plan --policy B",
+        f"{where} wgsvault footprint | status --all | audit show | undo GENOME",
         soft_wrap=True,
     )
     catalog.close()
-    return DemoResult(home, estate, url, plans)
+    return DemoResult(home, estate, url, plans, res, summary)
+
+
+def main_job(catalog: Catalog, home: Path, console: Console) -> ApplySummary:
+    """Plan B approved by each data controller, then applied: what the vault is for."""
+    registry = Registry(catalog, home / "refs")
+    registry.add(home / "reference" / "demo_ref.fa", "demo-chrS")
+    plan_path = home / "plan-B.json"
+    plan = load_plan(plan_path)
+    ready = sorted({a["controller"] for a in plan.actions if a["status"] == "ready"})
+    for ctrl in ready:
+        approve(catalog, plan_path, controller=ctrl, by="demo data steward", reference="DEMO-B")
+    console.print(
+        f"[bold]Main job[/]: plan B approved by {', '.join(ready)}; applying "
+        "(convert, prove, register, quarantine)"
+    )
+    summary = apply_plan(
+        catalog, plan_path, registry=registry, actor="wgsvault-demo", executor=LocalExecutor(2)
+    )
+    console.print(render.apply_table(summary))
+    console.print(
+        "The simulated genomes' BAM and FASTQ are sparse placeholders, not data: their proofs "
+        "fail and they stay. Nothing unproven is let go.",
+        soft_wrap=True,
+    )
+    return summary

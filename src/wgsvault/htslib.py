@@ -21,7 +21,7 @@ from typing import IO
 
 import pysam
 
-from wgsvault.errors import IntegrityError, VaultError
+from wgsvault.errors import InputError, IntegrityError, VaultError
 
 SAMTOOLS = [sys.executable, "-m", "wgsvault.samtools"]
 
@@ -107,3 +107,23 @@ def versions() -> dict[str, str]:
         "htslib": pysam.version.__htslib_version__,
         "samtools": pysam.__samtools_version__,
     }
+
+
+_MAGIC = {
+    "bam": (b"\x1f\x8b\x08\x04",),  # BGZF
+    "cram": (b"CRAM",),
+    "sam": (b"@",),
+    "fastq": (b"@", b"\x1f\x8b"),  # plain, or gzip/BGZF
+}
+
+
+def check_magic(path: Path, *kinds: str) -> None:
+    """Refuse at once a file that does not start like any of `kinds` (e.g. a placeholder of
+    zeros), before a tool reads gigabytes of it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not any(head.startswith(m) for k in kinds for m in _MAGIC[k]):
+        raise InputError(f"{path}: not a {' or '.join(k.upper() for k in kinds)} file")

@@ -8,11 +8,15 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from wgsvault.footprint import Footprint
 from wgsvault.fsutil import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from wgsvault.apply import ApplySummary
 
 SCENARIO_FIGURES = {"A": 64.0, "B": 91.0, "C": 99.0}  # owners' % freed of the regional flow
 
@@ -200,4 +204,27 @@ def scenario_table(plans: dict[str, dict]) -> Table:  # type: ignore[type-arg]
             f"{s['cost_dkk_per_year_saved']:,.0f}",
             str(sum(v for k, v in s["actions"].items() if k.endswith("blocked"))),
         )
+    return t
+
+
+def apply_table(s: ApplySummary) -> Table:
+    """Outcome of an apply run, failures grouped by reason."""
+    t = Table(title=f"Apply run {s.run_id}: {s.genomes} genomes", title_justify="left")
+    t.add_column("outcome")
+    t.add_column("actions", justify="right")
+    t.add_column("detail")
+    t.add_row("done", str(s.done), f"{human(s.bytes_freed)} freed into quarantine")
+    reasons: dict[str, int] = {}
+    for why in s.failed.values():
+        key = why.split(": ", 1)[-1][:70]
+        reasons[key] = reasons.get(key, 0) + 1
+    for why, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        t.add_row("failed (kept)", str(n), why)
+    if s.skipped:
+        t.add_row("skipped (changed)", str(len(s.skipped)), "")
+    if s.blocked:
+        t.add_row("blocked in plan", str(s.blocked), "")
+    for g, holder in s.locked.items():
+        t.add_row("locked", "", f"{g} by {holder}")
+    t.caption = f"{human(s.bytes_written)} written; {s.seconds:.1f} s"
     return t

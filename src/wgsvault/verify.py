@@ -194,21 +194,26 @@ def prove_alignment(
 ) -> dict:  # type: ignore[type-arg]
     """Compare record checksums of `original` and `new` (decoded with the registry only).
 
-    `original_sums` lets a caller compute the original's checksums while it converts."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    `original_sums` lets a caller compute the original's checksums while it converts. File
+    digests are computed only once the records are proven equal."""
+    htslib.check_magic(original, "bam", "cram", "sam")
+    htslib.check_magic(new, "cram", "bam")
+    with ThreadPoolExecutor(max_workers=2) as pool:
         a = original_sums or pool.submit(
             record_checksums, original, cache=registry.cache, threads=threads
         )
         b = pool.submit(record_checksums, new, cache=registry.cache, threads=max(threads, 1))
-        ea = pool.submit(file_entry, original, False)
-        eb = pool.submit(file_entry, new, False)
         ca = a.result()
         try:
             cb = b.result()
             decode_error = None
         except IntegrityError as exc:
             cb, decode_error = {}, str(exc)
-        entries = [ea.result(), eb.result()]
+    if decode_error is None and ca == cb:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            entries = list(pool.map(lambda p: file_entry(p, False), (original, new)))
+    else:
+        entries = [{"path": str(Path(p).resolve())} for p in (original, new)]
     failure = None
     if decode_error:
         failure = decode_error
