@@ -288,3 +288,10 @@ def test_apply_commands(tmp_path: Path) -> None:
     assert '"event": "quarantine"' in shown
     st = run_cli("status", str(e.plan), "--all", home=home).stdout
     assert "done" in st
+
+
+def test_status_lists_blocked_actions_of_a_plan(tmp_path: Path) -> None:
+    e = build_estate(tmp_path, f"sqlite:///{tmp_path / 'home' / 'catalog.sqlite'}", policy="C")
+    e.catalog.close()
+    st = run_cli("status", str(e.plan), home=e.home).stdout
+    assert "blocked" in st and "national database" in st  # G2 never reached the national copy

@@ -122,6 +122,8 @@ def test_codec_commands_end_to_end(tmp_path: Path) -> None:
     fq = tmp_path / "fq.cram"
     run_cli("convert", "fastq", str(g.fastq_r1), str(g.fastq_r2), "-o", str(fq), home=home)
     run_cli("restore", str(fq), "--to", "fastq", "-o", str(tmp_path / "back"), home=home)
+    shown = run_cli("audit", "show", "--event", "restore", "--json", home=home).stdout
+    assert str(fq) in shown and "back_R1.fastq.gz" in shown  # every restore is accountable
     assert _plain(tmp_path / "back_R1.fastq.gz") == _plain(g.fastq_r1)
 
     sc = tmp_path / "G9.sidecar"

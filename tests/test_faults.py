@@ -75,6 +75,7 @@ def test_kill_and_resume(
         res = _apply(e, url, {"WGSVAULT_FAULT_AT": str(at)})
         if res.returncode == -9:
             killed += 1
+            assert {r["state"] for r in status(e.catalog)} <= {"done", "interrupted"}
         else:  # the run ended before reaching that point (earlier runs did part of the work)
             assert res.returncode == 0, res.stderr
         check_intact(e, allow_leftovers=True)  # nothing lost even right after a kill

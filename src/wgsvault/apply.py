@@ -44,13 +44,21 @@ from sqlalchemy import select, update
 from wgsvault import audit, faults
 from wgsvault.approve import LoadedPlan, load_plan, require_approval
 from wgsvault.catalog import Catalog, open_catalog
-from wgsvault.catalog.models import ApplyRun, File, JournalEntry, Proof, Quarantine, Root
+from wgsvault.catalog.models import (
+    ApplyRun,
+    File,
+    GenomeLock,
+    JournalEntry,
+    Proof,
+    Quarantine,
+    Root,
+)
 from wgsvault.convert import convert_bam, convert_fastq
 from wgsvault.digest import sha256_file
 from wgsvault.errors import IntegrityError, VaultError
 from wgsvault.executors import Executor, LocalExecutor
 from wgsvault.htslib import check_magic, reference_env
-from wgsvault.locks import GenomeLocks
+from wgsvault.locks import GenomeLocks, holder_dead
 from wgsvault.quarantine import DEFAULT_DAYS, move, target_for
 from wgsvault.refs import Registry, read_header_sq
 from wgsvault.verify import prove_alignment
@@ -652,6 +660,18 @@ def apply_plan(
 def status(catalog: Catalog, plan_sha: str | None = None) -> list[dict]:  # type: ignore[type-arg]
     """The latest state of each action (running / done / failed / skipped) with its reason."""
     with catalog.session() as s:
+        stale = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+        locked = {  # genomes someone is working on now (a dead holder's lock does not count)
+            lk.genome
+            for lk in s.scalars(select(GenomeLock))
+            if not holder_dead(lk.holder)
+            and (
+                lk.heartbeat_at
+                if lk.heartbeat_at.tzinfo
+                else lk.heartbeat_at.replace(tzinfo=dt.UTC)
+            )
+            > stale
+        }
         stmt = select(JournalEntry).order_by(JournalEntry.id)
         if plan_sha:
             stmt = stmt.where(JournalEntry.plan_sha256 == plan_sha)
@@ -667,8 +687,10 @@ def status(catalog: Catalog, plan_sha: str | None = None) -> list[dict]:  # type
         final = latest.get(key)
         if final is not None and final.id >= last.id:
             state, detail = final.state, json.loads(final.detail)
-        else:
+        elif last.genome in locked:
             state, detail = "running", {"step": last.step}
+        else:  # started, never finished, nobody working on it: a run was stopped
+            state, detail = "interrupted", {"reason": f"at {last.step}; run apply again"}
         out.append(
             {
                 "plan": key[0],

@@ -6,9 +6,7 @@ Parsing and printing only; the work is in approve.py, apply.py, quarantine.py an
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -18,15 +16,12 @@ from rich.table import Table
 
 from wgsvault import render
 from wgsvault.cli import _catalog, app, err, out
+from wgsvault.cli_codec import default_actor
 from wgsvault.config import vault_home
 from wgsvault.errors import IntegrityError
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-
-
-def default_actor() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @app.command()
@@ -127,7 +122,8 @@ def status(
     from wgsvault.apply import status as run
     from wgsvault.approve import load_plan
 
-    sha = load_plan(plan).sha256 if plan else None
+    loaded = load_plan(plan) if plan else None
+    sha = loaded.sha256 if loaded else None
     t = Table()
     for c in ("state", "genome", "action", "plan", "reason"):
         t.add_column(c)
@@ -136,6 +132,10 @@ def status(
             t.add_row(
                 row["state"], row["genome"] or "", row["action"], row["plan"][:12], row["reason"]
             )
+    if loaded:  # blocked in the plan itself: never journaled, listed with their reason
+        for a in loaded.actions:
+            if a["status"] == "blocked":
+                t.add_row("blocked", a["genome"] or "", a["id"], loaded.sha256[:12], a["reason"])
     out.print(t)
 
 

@@ -28,6 +28,13 @@ Profile = Annotated[
 ]
 
 
+def default_actor() -> str:
+    import getpass
+    import socket
+
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
 def _registry():  # type: ignore[no-untyped-def]
     from wgsvault.refs import Registry
 
@@ -216,10 +223,13 @@ def restore(
     threads: Annotated[
         int | None, typer.Option("--threads", "-@", help="Extra threads (default: all cores)")
     ] = None,
+    actor: Annotated[str | None, typer.Option(help="Who restores (default user@host)")] = None,
 ) -> None:
     """Stream the original back from a CRAM (FASTQ as PREFIX_R1/_R2.fastq[.gz], or BAM)."""
+    from wgsvault import audit
     from wgsvault.restore import restore as run_restore
 
+    reg = _registry()
     with _progress(True) as bar:
         task = bar.add_task("restore", total=None, extra="")
 
@@ -230,12 +240,22 @@ def restore(
             cram,
             to,
             output,
-            registry=_registry(),
+            registry=reg,
             gz=gzip,
             sidecar=sidecar,
             keep_order=keep_order,
             progress=cb,
             threads=threads,
         )
+    audit.record(
+        reg.catalog,
+        actor=actor or default_actor(),
+        event="restore",
+        detail={
+            "from": str(cram.resolve()),
+            "to": to,
+            "outputs": [{"path": str(o.resolve()), "size": o.stat().st_size} for o in outs],
+        },
+    )
     for o in outs:
         out.print(f"{o}\t{render.human(o.stat().st_size)}", highlight=False)
