@@ -213,7 +213,7 @@ def apply_table(s: ApplySummary) -> Table:
     t.add_column("outcome")
     t.add_column("actions", justify="right")
     t.add_column("detail")
-    t.add_row("done", str(s.done), f"{human(s.bytes_freed)} freed into quarantine")
+    t.add_row("done", str(s.done), f"{human(s.bytes_freed)} moved to quarantine (freed at purge)")
     reasons: dict[str, int] = {}
     for why in s.failed.values():
         key = why.split(": ", 1)[-1][:70]
