@@ -285,4 +285,4 @@ def main() -> None:
 
 # the codec (ref, convert, verify, verify-covers, restore) and main-job (approve, apply, status,
 # purge, undo, audit) commands register themselves on `app`
-from wgsvault import cli_apply, cli_codec  # noqa: E402,F401,I001
+from wgsvault import cli_access, cli_apply, cli_codec, cli_serve  # noqa: E402,F401,I001
