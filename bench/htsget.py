@@ -118,7 +118,11 @@ def main() -> None:
         token = access.issue_token(cat, "bench")
         access.add_grant(cat, "bench", genomes=["HSX1"], granted_by="bench")
         cat.close()
-        rows += measure(home, url, token, cram, a.requests)
+        for processes in (1, 2):
+            rows += [
+                (f"[{processes} process(es)] {m}", r, n)
+                for m, r, n in measure(home, url, token, cram, a.requests, processes)
+            ]
         shutil.rmtree(home, ignore_errors=True)
     backend = (a.catalog or "sqlite").split(":")[0]
     table = Table(title=f"htsget on loopback ({os.cpu_count()} cores, {backend} catalog)")
@@ -131,9 +135,9 @@ def main() -> None:
 
 
 def measure(
-    home: Path, url: str, token: str, cram: Path, requests: int
+    home: Path, url: str, token: str, cram: Path, requests: int, processes: int
 ) -> list[tuple[str, str, str]]:
-    """All figures against one `wgsvault serve` process (and the static peer)."""
+    """All figures against one `wgsvault serve --processes N` (and the static peer)."""
     rows = []
     nat = cram.parent
     port = free_port()
@@ -147,6 +151,8 @@ def measure(
             "serve",
             "--port",
             str(port),
+            "--processes",
+            str(processes),
         ],
         env=env,
         stdout=subprocess.DEVNULL,

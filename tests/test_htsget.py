@@ -426,3 +426,41 @@ def test_restore_on_demand(served: Served) -> None:
         httpx.post(f"{served.base}/restore/NGC1", headers=h2).status_code == 403
     )  # region grant only
     assert any(e["event"] == "restore" for e in audit.show(served.catalog, genome="NGC1"))
+
+
+def test_serve_command_runs_and_stops(tmp_path: Path) -> None:
+    """`wgsvault serve --processes 2`: both processes answer; stopping the main one ends both."""
+    import os
+    import sys
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WGSVAULT_")}
+    env["WGSVAULT_HOME"] = str(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wgsvault", "serve", "--port", str(port), "--processes", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(200):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/reads/service-info", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        assert r.status_code == 200
+        r = httpx.get(f"http://127.0.0.1:{port}/reads/NGC1?format=CRAM")
+        assert r.status_code == 401 and r.json()["htsget"]["error"] == "InvalidAuthentication"
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        proc.stderr.close()  # type: ignore[union-attr]
+    for _ in range(100):  # the second process ends too (graceful shutdown takes a moment)
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/reads/service-info", timeout=1)
+        except httpx.ConnectError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a server process outlived `wgsvault serve`")

@@ -263,7 +263,7 @@ def demo(
     ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild the demo estate")] = False,
 ) -> None:
-    """Build a demo estate, scan it, show its footprint and the plans of scenarios A, B, C.
+    """Build a demo estate, scan it, show footprint and plans A, B, C, then apply plan B.
 
     The catalog is a SQLite file in the demo home unless --catalog names another one.
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -19,11 +20,13 @@ def serve(
         typer.Option(help="URL clients use to reach this server (default from host/port)"),
     ] = None,
     block_ttl: Annotated[int, typer.Option(help="Seconds a signed block URL stays valid")] = 900,
+    processes: Annotated[
+        int, typer.Option(help="Server processes sharing the port (default: one per core)")
+    ] = 0,
 ) -> None:
     """Serve GA4GH htsget (reads, variants) with bearer-token grants and an audited log."""
-    import uvicorn
-
-    from wgsvault.server import Settings, create_app
+    from wgsvault.server import Settings
+    from wgsvault.server import serve as serve_forever
 
     settings = Settings(
         catalog_url=catalog_url(_state["catalog"]),
@@ -32,6 +35,4 @@ def serve(
         block_ttl=block_ttl,
     )
     out.print(f"htsget on {settings.base_url}/reads/{{id}} and /variants/{{id}}")
-    # one process: uvicorn's multi-worker mode measured a 44 ms floor per keep-alive request
-    # here (bench/htsget.py); scale out with several instances behind a proxy instead
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    serve_forever(settings, host, port, processes or os.cpu_count() or 1)
