@@ -283,7 +283,20 @@ def test_apply_commands(tmp_path: Path) -> None:
     )
     out = run_cli("apply", str(e.plan), "--jobs", "2", home=home).stdout
     assert "0 failed" in out and "freed" in out
-    assert "audit log intact" in run_cli("audit", "verify", home=home).stdout
+    verified = run_cli("audit", "verify", home=home).stdout
+    assert "audit log intact" in verified
+    head = verified.split("head ")[1].split()[0]  # SEQ:HASH, to keep outside the database
+    assert "audit log intact" in run_cli("audit", "verify", "--anchor", head, home=home).stdout
+    import sqlite3
+
+    with sqlite3.connect(home / "catalog.sqlite") as db:  # cut the tail and rewind the head
+        seq = int(head.split(":")[0])
+        prev = db.execute("SELECT hash FROM audit WHERE seq = ?", (seq - 1,)).fetchone()[0]
+        db.execute("DELETE FROM audit WHERE seq = ?", (seq,))
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq - 1, prev))
+    assert "audit log intact" in run_cli("audit", "verify", home=home).stdout  # undetectable...
+    res = run_cli("audit", "verify", "--anchor", head, home=home, check=False)
+    assert res.returncode == 4  # ...except against the anchor
     shown = run_cli("audit", "show", "--genome", "G2", "--json", home=home).stdout
     assert '"event": "quarantine"' in shown
     st = run_cli("status", str(e.plan), "--all", home=home).stdout

@@ -165,14 +165,29 @@ def undo(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain: any edited, removed or reordered entry is reported."""
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(help="SEQ:HASH printed by an earlier verify and kept outside the database"),
+    ] = None,
+) -> None:
+    """Check the hash chain: any edited, removed or reordered entry is reported.
+
+    Keep the printed head (SEQ:HASH) outside the database (a signed report, another system);
+    passing it back with --anchor also detects a rewrite of the log's tail together with its head.
+    """
     from wgsvault import audit
 
-    check = audit.verify(_catalog())
+    pinned = None
+    if anchor:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise typer.BadParameter("--anchor takes SEQ:HASH as printed by audit verify")
+        pinned = (int(seq), digest)
+    check = audit.verify(_catalog(), anchor=pinned)
     if check.ok:
         out.print(
-            f"audit log intact: {check.entries:,} entries; head {check.head_seq} {check.head_hash}"
+            f"audit log intact: {check.entries:,} entries; head {check.head_seq}:{check.head_hash}"
         )
         return
     for p in check.problems:
