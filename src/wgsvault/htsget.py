@@ -59,7 +59,9 @@ def _split(r: ByteRange) -> list[ByteRange]:
     ] or [r]
 
 
-def _union(ranges: list[ByteRange]) -> list[ByteRange]:
+def union(ranges: list[ByteRange]) -> list[ByteRange]:
+    """Ranges merged into a union in file order (a byte shared by two is sent once), in blocks
+    of at most BLOCK_LIMIT."""
     out: list[ByteRange] = []
     for r in sorted(ranges, key=lambda r: (r.start, r.end)):
         if out and r.start <= out[-1].end:
@@ -116,7 +118,7 @@ def cram_ticket(
     if header_only:
         return Ticket([header], eof)
     if reference_name is None:
-        return Ticket(_union([header, ByteRange(first, size - CRAM_EOF_LEN, "body")]), eof)
+        return Ticket(union([header, ByteRange(first, size - CRAM_EOF_LEN, "body")]), eof)
     pysam_level = pysam.set_verbosity(0)
     try:
         with pysam.AlignmentFile(str(cram), "rc", check_sq=False) as fh:
@@ -138,7 +140,7 @@ def cram_ticket(
     ]
     # multi-reference containers (ref_id -2) may hold the region too: include them
     body += [ByteRange(s.container, ends[s.container], "body") for s in slices if s.ref_id == -2]
-    return Ticket(_union([header, *body]), eof)
+    return Ticket(union([header, *body]), eof)
 
 
 # -- VCF.gz + tabix ------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ def vcf_ticket(
     if header_only:
         return Ticket([header], BGZF_EOF)
     if reference_name is None:
-        return Ticket(_union([header, ByteRange(0, data_end, "body")]), BGZF_EOF)
+        return Ticket(union([header, ByteRange(0, data_end, "body")]), BGZF_EOF)
     tbi = Path(f"{vcf}.tbi")
     if not tbi.exists():
         raise TicketError("NotFound", "the stored VCF has no tabix index")
@@ -252,4 +254,4 @@ def vcf_ticket(
                     continue
                 stop = _block_end(fh, cend >> 16) if cend & 0xFFFF else cend >> 16
                 body.append(ByteRange(cbeg >> 16, min(stop, data_end), "body"))
-    return Ticket(_union([header, *body]), BGZF_EOF)
+    return Ticket(union([header, *body]), BGZF_EOF)

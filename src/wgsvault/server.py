@@ -44,7 +44,7 @@ from wgsvault import access, audit
 from wgsvault.catalog import Catalog, open_catalog
 from wgsvault.catalog.models import Controller, File, Genome
 from wgsvault.errors import AccessDenied, InputError
-from wgsvault.htsget import CRAM_EOF_LEN, Ticket, TicketError, cram_ticket, vcf_ticket
+from wgsvault.htsget import CRAM_EOF_LEN, Ticket, TicketError, cram_ticket, union, vcf_ticket
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 STATUS = {
@@ -230,29 +230,23 @@ def create_app(settings: Settings) -> FastAPI:
             return refuse(request, who, genome, HtsgetError(exc.error, str(exc)))
         except HtsgetError as exc:
             return refuse(request, who, genome, exc)
-        ranges = sorted({(r.start, r.end, r.cls) for t in tickets for r in t.ranges})
-        merged: list[list[Any]] = []
-        for s0, e0, c0 in ranges:  # union across regions, in file order
-            if merged and s0 <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e0)
-            else:
-                merged.append([s0, e0, c0])
+        merged = union([r for t in tickets for r in t.ranges])  # across regions, in file order
         size = path.stat().st_size
         expiry = int(time.time()) + settings.block_ttl
         urls = []
-        for s0, e0, c0 in merged:
+        for r in merged:
             token = signer.sign(
                 {
                     "f": f.id,
-                    "s": s0,
-                    "e": e0,
+                    "s": r.start,
+                    "e": r.end,
                     "n": size,
                     "p": principal.id,
                     "g": genome,
                     "x": expiry,
                 }
             )
-            urls.append({"url": f"{settings.base_url}/blocks/{token}", "class": c0})
+            urls.append({"url": f"{settings.base_url}/blocks/{token}", "class": r.cls})
         eof = tickets[0].eof
         urls.append(
             {
@@ -262,7 +256,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         if header_only:
             urls[-1]["class"] = "header"
-        nbytes = sum(e0 - s0 for s0, e0, _ in merged) + len(eof)
+        nbytes = sum(r.end - r.start for r in merged) + len(eof)
         audit.record(
             catalog,
             actor=who,
