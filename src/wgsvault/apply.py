@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from wgsvault import audit, faults
 from wgsvault.approve import LoadedPlan, load_plan, require_approval
@@ -124,6 +125,41 @@ def _clear_leftovers(out: Path) -> None:
     for tmp in out.parent.glob(f".{out.name}.*"):
         if tmp.name.endswith((".tmp", ".tmp.cram", ".tmp.cram.crai", ".tmp.cram.hdr")):
             tmp.unlink(missing_ok=True)
+
+
+def _upsert_file(
+    s: Session,
+    path: Path,
+    *,
+    like: File | None,
+    source: Path,
+    ftype: str,
+    unit: str,
+    scan_id: int | None,
+) -> File:
+    """The catalog row of a file the vault wrote: created with the root, controller and genome
+    of `like` (the row of its `source`), or refreshed from disk; either way present."""
+    st = os.stat(path)
+    row = s.scalars(select(File).where(File.path == str(path))).first()
+    if row is None:
+        if like is None:
+            raise IntegrityError(f"{source}: not in the catalog; rescan before apply")
+        row = File(
+            root_id=like.root_id,
+            path=str(path),
+            unit=unit,
+            type=ftype,
+            controller_id=like.controller_id,
+            genome_id=like.genome_id,
+            first_scan_id=scan_id,
+            last_change_scan_id=scan_id,
+            size=st.st_size,
+            mtime_ns=st.st_mtime_ns,
+            inode=st.st_ino,
+        )
+        s.add(row)
+    row.size, row.mtime_ns, row.inode, row.status = st.st_size, st.st_mtime_ns, st.st_ino, "present"
+    return row
 
 
 class GenomeRunner:
@@ -308,31 +344,12 @@ class GenomeRunner:
         src = Path(_data_files(a)[0]["path"])
         with self.cat.session() as s:
             orig = s.scalars(select(File).where(File.path == str(src))).first()
-            row = s.scalars(select(File).where(File.path == str(path))).first()
-            if row is None:
-                if orig is None:
-                    raise IntegrityError(f"{src}: not in the catalog; rescan before apply")
-                root = s.get(Root, orig.root_id)
-                scan_id = (root.last_scan_id if root else None) or orig.last_change_scan_id
-                row = File(
-                    root_id=orig.root_id,
-                    path=str(path),
-                    unit=str(path),
-                    type=ftype,
-                    controller_id=orig.controller_id,
-                    genome_id=orig.genome_id,
-                    first_scan_id=scan_id,
-                    last_change_scan_id=scan_id,
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    inode=st.st_ino,
-                )
-                s.add(row)
-            row.size, row.mtime_ns, row.inode, row.status = (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ino,
-                "present",
+            root = s.get(Root, orig.root_id) if orig is not None else None
+            scan_id = (root.last_scan_id if root else None) or (
+                orig.last_change_scan_id if orig is not None else None
+            )
+            row = _upsert_file(
+                s, path, like=orig, source=src, ftype=ftype, unit=str(path), scan_id=scan_id
             )
             row.sha256, row.sha256_size, row.sha256_mtime_ns = sha, st.st_size, st.st_mtime_ns
             s.flush()
@@ -372,31 +389,17 @@ class GenomeRunner:
                 (Path(f"{out}.crai"), "index"),
                 (Path(f"{out}.proof.json"), "other"),
             ):
-                if not path.exists():
-                    continue
-                st = os.stat(path)
-                row = s.scalars(select(File).where(File.path == str(path))).first()
-                if row is None:
-                    row = File(
-                        root_id=main.root_id,
-                        path=str(path),
-                        unit=str(out) if ftype == "index" else str(path),  # as the scan has it
-                        type=ftype,
-                        controller_id=main.controller_id,
-                        genome_id=main.genome_id,
-                        first_scan_id=main.first_scan_id,
-                        last_change_scan_id=main.last_change_scan_id,
-                        size=st.st_size,
-                        mtime_ns=st.st_mtime_ns,
-                        inode=st.st_ino,
+                if path.exists():
+                    unit = str(out) if ftype == "index" else str(path)  # as the scan has it
+                    _upsert_file(
+                        s,
+                        path,
+                        like=main,
+                        source=out,
+                        ftype=ftype,
+                        unit=unit,
+                        scan_id=main.first_scan_id,
                     )
-                    s.add(row)
-                row.size, row.mtime_ns, row.inode, row.status = (
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ino,
-                    "present",
-                )
 
     # -- delete (after proof) --------------------------------------------------------------------
 
