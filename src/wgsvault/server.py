@@ -38,6 +38,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wgsvault import access, audit
@@ -418,7 +419,21 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/restore/{genome}")
     async def restore_post(genome: str, request: Request) -> JSONResponse:
-        return await _in_thread(restore_genome, request, genome)
+        return await run_in_threadpool(restore_genome, request, genome)  # long: off the loop
+
+    def serve_bytes(
+        p: dict[str, Any], path: Path, start: int, end: int, what: dict[str, Any]
+    ) -> StreamingResponse:
+        """Stream bytes [start, end) of a file a signed token named, after auditing it."""
+        detail = {**what, "bytes": end - start, "outcome": "served"}
+        audit.record(
+            catalog, actor=f"principal#{p['p']}", event="access", genome=p["g"], detail=detail
+        )
+        return StreamingResponse(
+            _read_range(path, start, end),
+            media_type="application/octet-stream",
+            headers={"Content-Length": str(end - start)},
+        )
 
     def scratch_block(request: Request, p: dict[str, Any]) -> Any:
         path = (scratch / p["r"]).resolve()
@@ -433,23 +448,7 @@ def create_app(settings: Settings) -> FastAPI:
                 p["g"],
                 HtsgetError("NotFound", "the restored file is gone; restore again"),
             )
-        audit.record(
-            catalog,
-            actor=f"principal#{p['p']}",
-            event="access",
-            genome=p["g"],
-            detail={
-                "kind": "restored-file",
-                "name": path.name,
-                "bytes": p["n"],
-                "outcome": "served",
-            },
-        )
-        return StreamingResponse(
-            _read_range(path, 0, p["n"]),
-            media_type="application/octet-stream",
-            headers={"Content-Length": str(p["n"])},
-        )
+        return serve_bytes(p, path, 0, p["n"], {"kind": "restored-file", "name": path.name})
 
     @app.get("/blocks/{token}")
     def block(token: str, request: Request) -> Any:
@@ -474,25 +473,8 @@ def create_app(settings: Settings) -> FastAPI:
                 HtsgetError("NotFound", "the file changed since the ticket"),
             )
         start, end = int(p["s"]), int(p["e"])
-        audit.record(
-            catalog,
-            actor=f"principal#{p['p']}",
-            event="access",
-            genome=p["g"],
-            detail={
-                "kind": "block",
-                "file": f.id if f else None,
-                "start": start,
-                "end": end,
-                "bytes": end - start,
-                "outcome": "served",
-            },
-        )
-        return StreamingResponse(
-            _read_range(path, start, end),
-            media_type="application/octet-stream",
-            headers={"Content-Length": str(end - start)},
-        )
+        what = {"kind": "block", "file": f.id if f else None, "start": start, "end": end}
+        return serve_bytes(p, path, start, end, what)
 
     @app.exception_handler(HtsgetError)
     def _handler(request: Request, exc: HtsgetError) -> JSONResponse:
@@ -509,12 +491,6 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(fn, *args)
-
-
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket every server process binds on its own (SO_REUSEPORT: the kernel
     spreads connections); TCP_NODELAY is inherited by accepted connections, without which
@@ -526,10 +502,6 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.bind((host, port))
     sock.listen(2048)
     return sock
-
-
-def _serve_child(settings: Settings, host: str, port: int, parent: int) -> None:
-    _serve_one(settings, host, port, parent=parent)
 
 
 def _serve_one(settings: Settings, host: str, port: int, parent: int | None = None) -> None:
@@ -560,7 +532,7 @@ def serve(settings: Settings, host: str, port: int, processes: int = 1) -> None:
     _secret(settings.home)
     ctx = multiprocessing.get_context("spawn")
     children = [
-        ctx.Process(target=_serve_child, args=(settings, host, port, os.getpid()), daemon=True)
+        ctx.Process(target=_serve_one, args=(settings, host, port, os.getpid()), daemon=True)
         for _ in range(max(0, processes - 1))
     ]
     for c in children:
