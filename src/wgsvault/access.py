@@ -126,10 +126,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _utc(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC
-
-
 def default_actor() -> str:
     """`user@host` of this process: the actor of a change when none is given."""
     return f"{getpass.getuser()}@{socket.gethostname()}"
@@ -333,9 +329,9 @@ def authenticate(catalog: Catalog, token: str | None) -> Principal:
         tok, principal = row
         if tok.revoked_at is not None:
             raise Unauthenticated(f"token {tok.prefix} is revoked", "revoked")
-        if tok.expires_at is not None and _utc(tok.expires_at) <= _now():
+        if tok.expires_at is not None and tok.expires_at <= _now():
             raise Unauthenticated(
-                f"token {tok.prefix} expired at {_utc(tok.expires_at):%Y-%m-%d %H:%M} UTC",
+                f"token {tok.prefix} expired at {tok.expires_at:%Y-%m-%d %H:%M} UTC",
                 "expired",
             )
         if principal.disabled_at is not None:

@@ -667,13 +667,7 @@ def status(catalog: Catalog, plan_sha: str | None = None) -> list[dict]:  # type
         locked = {  # genomes someone is working on now (a dead holder's lock does not count)
             lk.genome
             for lk in s.scalars(select(GenomeLock))
-            if not holder_dead(lk.holder)
-            and (
-                lk.heartbeat_at
-                if lk.heartbeat_at.tzinfo
-                else lk.heartbeat_at.replace(tzinfo=dt.UTC)
-            )
-            > stale
+            if not holder_dead(lk.holder) and lk.heartbeat_at > stale
         }
         stmt = select(JournalEntry).order_by(JournalEntry.id)
         if plan_sha:

@@ -24,10 +24,6 @@ from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import GenomeLock
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
 def holder_dead(holder: str) -> bool:
     """True when `holder` ran on this host and its process no longer exists."""
     host, _, rest = holder.partition(":")
@@ -76,7 +72,7 @@ class GenomeLocks:
                     continue  # released meanwhile: try again
                 if row.holder == self.holder:
                     return None  # ours already (a resumed step in the same run)
-                fresh = now - _aware(row.heartbeat_at) < self.stale_after
+                fresh = now - row.heartbeat_at < self.stale_after
                 if fresh and not holder_dead(row.holder):
                     return row.holder
                 # stale: remove exactly that lock (compare-and-delete), then race for a new one

@@ -70,8 +70,7 @@ def purge(catalog: Catalog, *, actor: str, now: dt.datetime | None = None) -> Pu
     with catalog.session() as s:
         rows = s.scalars(select(Quarantine).where(Quarantine.state == "quarantined")).all()
     for row in rows:
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
-        if expires > now:
+        if row.expires_at > now:
             res.kept += 1
             continue
         path = Path(row.quarantine_path)

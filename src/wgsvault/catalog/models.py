@@ -24,7 +24,9 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    TypeDecorator,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -33,6 +35,22 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A time zone-aware timestamp on every backend: SQLite stores no zone and hands back naive
+    values, which are UTC (the vault writes only UTC), so they come back aware here once,
+    instead of each reader repairing them."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -63,7 +81,7 @@ class Genome(Base):
     requisition_region: Mapped[str | None] = mapped_column(String(200))
     sequencing_date: Mapped[dt.date | None] = mapped_column(Date)
     manifest: Mapped[str | None] = mapped_column(Text)  # file the clinical context came from
-    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReferenceBuild(Base):
@@ -73,7 +91,7 @@ class ReferenceBuild(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
     fasta: Mapped[str | None] = mapped_column(Text)  # the registry's copy, relative to its root
     source: Mapped[str | None] = mapped_column(Text)  # the FASTA it was registered from
     sha256: Mapped[str | None] = mapped_column(String(64))  # of the registry's FASTA copy
@@ -98,8 +116,8 @@ class Scan(Base):
 
     __tablename__ = "scan"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20), default="running")
     roots: Mapped[str] = mapped_column(Text)  # JSON list of root paths
     layout: Mapped[str] = mapped_column(String(200))
@@ -172,7 +190,7 @@ class Proof(Base):
     kind: Mapped[str] = mapped_column(String(40))  # fastq->cram | alignment->cram | covers | ...
     sha256: Mapped[str | None] = mapped_column(String(64))
     document: Mapped[str] = mapped_column(Text)  # the proof JSON
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
 
 
 class Approval(Base):
@@ -186,7 +204,7 @@ class Approval(Base):
     action_ids: Mapped[str] = mapped_column(Text)  # JSON list
     approved_by: Mapped[str] = mapped_column(String(200))
     reference: Mapped[str] = mapped_column(String(200))  # case / decision id
-    approved_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    approved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
 
     __table_args__ = (Index(None, "plan_sha256", "controller", unique=True),)
 
@@ -203,8 +221,8 @@ class ApplyRun(Base):
     pid: Mapped[int] = mapped_column(Integer)
     executor: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class JournalEntry(Base):
@@ -219,7 +237,7 @@ class JournalEntry(Base):
     step: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(20))  # started | done | failed | skipped
     detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
 
     __table_args__ = (Index(None, "plan_sha256", "action_id"),)
 
@@ -240,9 +258,9 @@ class Quarantine(Base):
     plan_sha256: Mapped[str] = mapped_column(String(64))
     action_id: Mapped[str] = mapped_column(String(40))
     state: Mapped[str] = mapped_column(String(20))  # quarantined | purged | restored
-    quarantined_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    quarantined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class GenomeLock(Base):
@@ -251,8 +269,8 @@ class GenomeLock(Base):
     __tablename__ = "genome_lock"
     genome: Mapped[str] = mapped_column(String(200), primary_key=True)
     holder: Mapped[str] = mapped_column(String(300))  # host:pid:run
-    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
 
 
 class AuditEntry(Base):
@@ -260,7 +278,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit"
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(200))
     event: Mapped[str] = mapped_column(String(40), index=True)
     genome: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -286,8 +304,8 @@ class Principal(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiToken(Base):
@@ -298,9 +316,9 @@ class ApiToken(Base):
     principal_id: Mapped[int] = mapped_column(ForeignKey("principal.id"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise it in logs
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AccessGrant(Base):
@@ -315,5 +333,5 @@ class AccessGrant(Base):
     project: Mapped[str | None] = mapped_column(String(200))  # research project / case reference
     region: Mapped[str | None] = mapped_column(String(200))  # chr:start-end (1-based, inclusive)
     granted_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
