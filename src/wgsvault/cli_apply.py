@@ -15,8 +15,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from wgsvault import render
+from wgsvault.access import default_actor
 from wgsvault.cli import _catalog, app, err, out
-from wgsvault.cli_codec import default_actor
 from wgsvault.config import vault_home
 from wgsvault.errors import IntegrityError
 

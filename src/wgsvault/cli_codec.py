@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from wgsvault import render
+from wgsvault.access import default_actor
 from wgsvault.cli import _catalog, _progress, app, out
 from wgsvault.errors import IntegrityError
 
@@ -26,13 +27,6 @@ Threads = Annotated[int, typer.Option("--threads", "-@", help="Extra htslib thre
 Profile = Annotated[
     str, typer.Option("--profile", help="CRAM 3.1 profile: fast, normal, small, archive")
 ]
-
-
-def default_actor() -> str:
-    import getpass
-    import socket
-
-    return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def _registry():  # type: ignore[no-untyped-def]

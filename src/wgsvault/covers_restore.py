@@ -60,7 +60,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from wgsvault import htslib
+from wgsvault import digest, htslib
 from wgsvault import sidecar as sidecar_fmt
 from wgsvault.errors import InputError, IntegrityError
 
@@ -160,14 +160,10 @@ def show(key: str) -> str:
 
 def sha256_file(path: Path) -> str:
     """sha256 of a file's bytes; InputError when it cannot be read."""
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
+        return digest.sha256_file(str(path))
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return h.hexdigest()
 
 
 class _Child:

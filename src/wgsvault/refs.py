@@ -32,7 +32,7 @@ from wgsvault.catalog.models import ReferenceBuild, ReferenceSequence
 from wgsvault.config import vault_home
 from wgsvault.digest import sha256_file
 from wgsvault.errors import InputError
-from wgsvault.fsutil import fsync_dir
+from wgsvault.fsutil import atomic_write_bytes, fsync_dir
 
 _BUILD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _NOT_BASES = re.compile(rb"[^\x21-\x7e]")  # htslib drops whitespace/non-printables before MD5
@@ -163,17 +163,7 @@ class Registry:
         path = self.cache_path(md5)
         if path.exists() and path.stat().st_size == len(data):
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".seq.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(path, data)
 
     # -- querying ------------------------------------------------------------------------------
 
