@@ -34,7 +34,7 @@ from pathlib import Path
 from wgsvault import faults, htslib
 from wgsvault.errors import InputError, IntegrityError
 from wgsvault.fastqfmt import FastqFormat, sniff
-from wgsvault.fsutil import atomic_write_text, fsync_dir, make_durable
+from wgsvault.fsutil import atomic_write_text, land
 from wgsvault.refs import Registry, read_header_sq
 
 PROFILES = ("fast", "normal", "small", "archive")
@@ -85,12 +85,8 @@ def staged(out: Path) -> Iterator[Path]:
 
 def _land(tmp: Path, out: Path, proof: dict, index: bool) -> None:  # type: ignore[type-arg]
     """fsync and rename the proven file (and its index) into place, then write the proof."""
-    for p in [tmp] + ([Path(f"{tmp}.crai")] if index else []):
-        make_durable(p)
-    if index:
-        os.replace(f"{tmp}.crai", f"{out}.crai")
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
+    index_move = [(Path(f"{tmp}.crai"), Path(f"{out}.crai"))] if index else []
+    land([*index_move, (tmp, out)])
     atomic_write_text(Path(f"{out}.proof.json"), json.dumps(proof, indent=2) + "\n")
 
 

@@ -53,3 +53,14 @@ def make_durable(path: Path) -> None:
     os.chmod(path, 0o666 & ~_umask())
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def land(moves: list[tuple[Path, Path]]) -> None:
+    """Make finished temporary files durable, then rename each into place, in the given order
+    (an index before its data file), and make the renames durable."""
+    for tmp, _ in moves:
+        make_durable(tmp)
+    for tmp, final in moves:
+        os.replace(tmp, final)
+    for directory in dict.fromkeys(final.parent for _, final in moves):
+        fsync_dir(directory)

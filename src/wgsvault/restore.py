@@ -24,7 +24,7 @@ from pathlib import Path
 from wgsvault import htslib
 from wgsvault.convert import read_recipe
 from wgsvault.errors import InputError, IntegrityError
-from wgsvault.fsutil import fsync_dir, make_durable
+from wgsvault.fsutil import land
 from wgsvault.refs import Registry
 
 ProgressFn = Callable[[int], None]  # bytes written so far
@@ -63,14 +63,6 @@ def _run_watched(
         raise IntegrityError(f"{what}: {htslib.first_error(err)}")
     if progress:
         progress(sum(t.stat().st_size for t in temps))
-
-
-def _land(temps: list[Path], finals: list[Path]) -> None:
-    for t in temps:
-        make_durable(t)
-    for t, f in zip(temps, finals, strict=True):
-        os.replace(t, f)
-    fsync_dir(finals[0].parent)
 
 
 def restore(
@@ -124,7 +116,7 @@ def restore(
             args = ["fastq", *(["-@", str(threads)] if threads else []), *recipe.fastq_args()]
             args += [*names, *(["-c", "1"] if gz else [])]
         _run_watched([*args, str(cram)], registry.cache, temps, progress, f"{cram}: restore")
-        _land(temps, finals)
+        land(list(zip(temps, finals, strict=True)))
     finally:
         for t in temps:
             t.unlink(missing_ok=True)
