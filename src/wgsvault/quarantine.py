@@ -49,10 +49,33 @@ def move(src: Path, dst: Path) -> None:
     fsync_dir(src.parent)
 
 
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+def _end(
+    catalog: Catalog,
+    row: Quarantine,
+    state: str,
+    file_status: str,
+    event: str,
+    actor: str,
+    now: dt.datetime,
+    extra: dict[str, str],
+) -> None:
+    """Close a quarantine entry (purged or restored), set its file's status, and audit it."""
+    with catalog.session() as s:
+        s.execute(
+            update(Quarantine)
+            .where(Quarantine.id == row.id, Quarantine.state == "quarantined")
+            .values(state=state, ended_at=now)
+        )
+        if row.file_id is not None:
+            s.execute(update(File).where(File.id == row.file_id).values(status=file_status))
+        audit.append(
+            s,
+            actor=actor,
+            event=event,
+            genome=row.genome,
+            controller=row.controller,
+            detail={"path": row.original_path, "size": row.size, "sha256": row.sha256, **extra},
+        )
 
 
 @dataclass
@@ -80,28 +103,16 @@ def purge(catalog: Catalog, *, actor: str, now: dt.datetime | None = None) -> Pu
             path.unlink()
         else:
             res.problems.append(f"{path}: missing from quarantine (already removed?)")
-        with catalog.session() as s:
-            s.execute(
-                update(Quarantine)
-                .where(Quarantine.id == row.id, Quarantine.state == "quarantined")
-                .values(state="purged", ended_at=now)
-            )
-            if row.file_id is not None:
-                s.execute(update(File).where(File.id == row.file_id).values(status="purged"))
-            audit.append(
-                s,
-                actor=actor,
-                event="purge",
-                genome=row.genome,
-                controller=row.controller,
-                detail={
-                    "path": row.original_path,
-                    "size": row.size,
-                    "sha256": row.sha256,
-                    "plan": row.plan_sha256,
-                    "action": row.action_id,
-                },
-            )
+        _end(
+            catalog,
+            row,
+            "purged",
+            "purged",
+            "purge",
+            actor,
+            now,
+            {"plan": row.plan_sha256, "action": row.action_id},
+        )
         res.purged += 1
         res.bytes += row.size
     return res
@@ -123,26 +134,6 @@ def undo(catalog: Catalog, genome: str, *, actor: str) -> list[Path]:
                 f"{dst}: exists again; not overwriting it with the quarantined copy"
             )
         move(src, dst)
-        with catalog.session() as s:
-            s.execute(
-                update(Quarantine)
-                .where(Quarantine.id == row.id)
-                .values(state="restored", ended_at=dt.datetime.now(dt.UTC))
-            )
-            if row.file_id is not None:
-                s.execute(update(File).where(File.id == row.file_id).values(status="present"))
-            audit.append(
-                s,
-                actor=actor,
-                event="undo",
-                genome=row.genome,
-                controller=row.controller,
-                detail={"path": row.original_path, "size": row.size, "sha256": row.sha256},
-            )
+        _end(catalog, row, "restored", "present", "undo", actor, dt.datetime.now(dt.UTC), {})
         back.append(dst)
     return back
-
-
-def size_of(path: Path) -> int:
-    """Bytes a file or a run folder holds."""
-    return _size(path)
