@@ -28,18 +28,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from wgsvault import htslib
 from wgsvault.apply import apply_plan
-from wgsvault.approve import approve
+from wgsvault.apply.approval import approve
+from wgsvault.apply.executors import LocalExecutor
 from wgsvault.catalog import open_catalog
-from wgsvault.convert import convert_bam
-from wgsvault.covers import verify_covers
-from wgsvault.executors import LocalExecutor
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.plan import make_plan, write_plan
-from wgsvault.policy import load_policy
-from wgsvault.refs import Registry
-from wgsvault.scan import scan
+from wgsvault.codec import htslib
+from wgsvault.codec.convert import convert_bam
+from wgsvault.codec.covers import verify_covers
+from wgsvault.codec.refs import Registry
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.plan.planner import make_plan, write_plan
+from wgsvault.plan.policy import load_policy
 
 
 def build(root: Path, shared: Path, n: int) -> None:

@@ -31,12 +31,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from wgsvault import htslib
 from wgsvault.catalog import open_catalog
-from wgsvault.convert import DEFAULT_PROFILE, PROFILES, convert_bam, convert_fastq
-from wgsvault.covers import verify_covers
-from wgsvault.refs import Registry
-from wgsvault.restore import restore
+from wgsvault.codec import htslib
+from wgsvault.codec.convert import DEFAULT_PROFILE, PROFILES, convert_bam, convert_fastq
+from wgsvault.codec.covers import verify_covers
+from wgsvault.codec.refs import Registry
+from wgsvault.codec.restore import restore
 
 CORPORA = {
     "bench": ("bench/hsx_R1.fastq.gz", "bench/hsx_R2.fastq.gz", "bench/hsx.bam"),

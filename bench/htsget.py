@@ -35,10 +35,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from wgsvault import access, htslib
+from wgsvault import access
 from wgsvault.catalog import open_catalog
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.scan import scan
+from wgsvault.codec import htslib
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
 
 REPEATS = 20  # whole-file fetches per client
 

@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 from wgsvault.catalog import open_catalog
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.plan import make_plan, write_plan
-from wgsvault.policy import load_policy
-from wgsvault.scan import scan
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.plan.planner import make_plan, write_plan
+from wgsvault.plan.policy import load_policy
 
 GB = 10**9
 REGIONS = (

@@ -10,16 +10,16 @@ import pytest
 from sqlalchemy import select, text, update
 from typer.testing import CliRunner
 
-import wgsvault.cli_access  # noqa: F401  (registers the commands on the app)
-from wgsvault import access, audit, cli
+from wgsvault import access, audit
 from wgsvault.access import Decision, Region, Unauthenticated, parse_region
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.manifest import import_manifest
 from wgsvault.catalog.models import ApiToken, File
-from wgsvault.cli import app
+from wgsvault.cli import common as cli
+from wgsvault.cli.main import app
 from wgsvault.errors import AccessDenied, InputError
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.scan import scan
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
 
 from conftest import make_files
 
@@ -282,7 +282,7 @@ def test_changes_are_audited_without_patient_data(store: Catalog) -> None:
     entries = audit.show(store, event="access")
     changes = [(e["detail"]["change"], e["genome"], e["actor"]) for e in entries]
     assert changes == [
-        ("principal-add", None, access.default_actor()),
+        ("principal-add", None, audit.default_actor()),
         ("grant", "G1", BY),
         ("grant", None, BY),  # a patient group grant names no genome
         ("revoke", "G1", "dpo@rh.dk"),

@@ -15,19 +15,19 @@ import pytest
 
 from wgsvault import audit
 from wgsvault.apply import apply_plan
-from wgsvault.approve import approve
+from wgsvault.apply.approval import approve
+from wgsvault.apply.executors import SlurmExecutor
+from wgsvault.apply.quarantine import purge, undo
 from wgsvault.catalog import Catalog, open_catalog
 from wgsvault.catalog.models import File, Quarantine
+from wgsvault.codec.refs import Registry
+from wgsvault.codec.verify import record_checksums
+from wgsvault.demo.synth import write_genome, write_reference
 from wgsvault.errors import AccessDenied
-from wgsvault.executors import SlurmExecutor
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.plan import make_plan, write_plan
-from wgsvault.policy import load_policy
-from wgsvault.quarantine import purge, undo
-from wgsvault.refs import Registry
-from wgsvault.scan import scan
-from wgsvault.synth import write_genome, write_reference
-from wgsvault.verify import record_checksums
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.plan.planner import make_plan, write_plan
+from wgsvault.plan.policy import load_policy
 
 from conftest import run_cli
 

@@ -328,7 +328,7 @@ def test_show_filters(catalog: Catalog) -> None:
 
 def test_verify_streams_many_entries(catalog: Catalog) -> None:
     """More entries than one fetch batch, appended in a few transactions."""
-    n = 2 * audit._BATCH + 7
+    n = 2 * audit.check._BATCH + 7
     with catalog.session() as s:
         for i in range(n):
             audit.append(s, actor="svc", event="access", genome=f"G{i}", at=T0)

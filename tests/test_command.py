@@ -102,7 +102,7 @@ def _plain(path: Path) -> bytes:
 
 def test_codec_commands_end_to_end(tmp_path: Path) -> None:
     """ref add -> convert bam/fastq -> verify -> verify-covers -> restore, as a user runs them."""
-    from wgsvault.synth import write_genome, write_reference
+    from wgsvault.demo.synth import write_genome, write_reference
 
     home = tmp_path / "home"
     ref = write_reference(tmp_path / "ref.fa", seed=21)

@@ -13,12 +13,13 @@ import pysam
 import pytest
 
 from wgsvault.catalog import Catalog
-from wgsvault.convert import convert_bam, convert_fastq, read_recipe
+from wgsvault.codec.convert import convert_bam, convert_fastq
+from wgsvault.codec.fastqfmt import read_recipe
+from wgsvault.codec.refs import Registry
+from wgsvault.codec.restore import restore
+from wgsvault.codec.verify import record_checksums
+from wgsvault.demo.synth import GenomeFiles, write_genome, write_reference
 from wgsvault.errors import InputError
-from wgsvault.refs import Registry
-from wgsvault.restore import restore
-from wgsvault.synth import GenomeFiles, write_genome, write_reference
-from wgsvault.verify import record_checksums
 
 from conftest import SHARED
 

@@ -12,12 +12,14 @@ import numpy as np
 import pysam
 import pytest
 
-from wgsvault import covers_restore, htslib, synth
-from wgsvault import sidecar as sidecar_fmt
-from wgsvault.covers import canonical_key, restore_fastq, verify_covers
-from wgsvault.covers_restore import order_key
+from wgsvault.codec import htslib, records
+from wgsvault.codec import sidecar as sidecar_fmt
+from wgsvault.codec.covers import verify_covers
+from wgsvault.codec.covers_restore import restore_fastq
+from wgsvault.codec.records import canonical_key, order_key
+from wgsvault.codec.sidecar import read as read_sidecar
+from wgsvault.demo import synth
 from wgsvault.errors import InputError
-from wgsvault.sidecar import read as read_sidecar
 
 from conftest import SHARED
 
@@ -236,9 +238,9 @@ def test_single_end(genome: synth.GenomeFiles, tmp_path: Path):
 def _spy_sorts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """For every samtools sort that covers/covers_restore run: its temporary files at merge time."""
     spills: list[int] = []
-    real = covers_restore.SamSort.sorted
+    real = records.SamSort.sorted
 
-    def sorted_(self: covers_restore.SamSort) -> Iterator[str]:
+    def sorted_(self: records.SamSort) -> Iterator[str]:
         it = real(self)
         first = next(it, None)  # samtools merges now: its temporary files still exist
         spills.append(len(list(self.prefix.parent.glob(f"{self.prefix.name}.*"))))
@@ -246,7 +248,7 @@ def _spy_sorts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             yield first
             yield from it
 
-    monkeypatch.setattr(covers_restore.SamSort, "sorted", sorted_)
+    monkeypatch.setattr(records.SamSort, "sorted", sorted_)
     return spills
 
 

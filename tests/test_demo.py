@@ -10,7 +10,7 @@ import pysam
 import pytest
 from rich.console import Console
 
-from wgsvault.demo import GB, check_sparse, run_demo
+from wgsvault.demo.estate import GB, check_sparse, run_demo
 from wgsvault.errors import InputError
 
 from conftest import run_cli

@@ -21,9 +21,9 @@ from test_apply import Estate, approve_all, build_estate, check_intact
 
 from wgsvault import audit
 from wgsvault.apply import status
-from wgsvault.covers import restore_fastq
-from wgsvault.htslib import reference_env
-from wgsvault.verify import record_checksums
+from wgsvault.codec.covers_restore import restore_fastq
+from wgsvault.codec.htslib import reference_env
+from wgsvault.codec.verify import record_checksums
 
 KILLS_PER_CASE = 5
 CASES = 10  # 50 kills in all

@@ -1,6 +1,6 @@
 import pytest
 
-from wgsvault.filetypes import FileType, classify, fastq_read, index_targets
+from wgsvault.inventory.filetypes import FileType, classify, fastq_read, index_targets
 
 
 @pytest.mark.parametrize(

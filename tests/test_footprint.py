@@ -4,11 +4,11 @@ import csv
 import io
 from pathlib import Path
 
-from wgsvault import render
 from wgsvault.catalog import Catalog
-from wgsvault.footprint import footprint
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.scan import scan
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.report import render
+from wgsvault.report.footprint import footprint
 
 from conftest import make_files
 

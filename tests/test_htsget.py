@@ -17,13 +17,14 @@ import pysam
 import pytest
 import uvicorn
 
-from wgsvault import access, audit, htslib
+from wgsvault import access, audit
 from wgsvault.catalog import Catalog, open_catalog
 from wgsvault.catalog.manifest import import_manifest
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.scan import scan
-from wgsvault.server import Settings, create_app
-from wgsvault.synth import write_genome, write_reference
+from wgsvault.codec import htslib
+from wgsvault.demo.synth import write_genome, write_reference
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.serve import Settings, create_app
 
 SYSTEM_SAMTOOLS = shutil.which("samtools")
 
@@ -73,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
     htslib.run(["index", str(cram)], cache=None, what="test")
     for p in (g.vcf, Path(f"{g.vcf}.tbi")):
         shutil.copy(p, nat / p.name)
-    from wgsvault.covers import verify_covers
+    from wgsvault.codec.covers import verify_covers
 
     with htslib.reference_env(None):
         rep = verify_covers(
@@ -408,7 +409,7 @@ def test_every_access_and_refusal_is_audited(served: Served) -> None:
 def test_restore_on_demand(served: Served) -> None:
     import gzip
 
-    from wgsvault.refs import Registry
+    from wgsvault.codec.refs import Registry
 
     Registry(served.catalog, served.home / "refs").add(served.ref, "synth41")
     h = {"Authorization": f"Bearer {served.tokens['clinician']}"}

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from wgsvault.errors import PolicyError
-from wgsvault.filetypes import FileType
-from wgsvault.layout import DEFAULT_LAYOUT, load_layout
+from wgsvault.inventory.filetypes import FileType
+from wgsvault.inventory.layout import DEFAULT_LAYOUT, load_layout
 
 
 def test_default_layout_locates_controller_and_genome() -> None:

@@ -9,10 +9,10 @@ import pytest
 
 from wgsvault.catalog import Catalog
 from wgsvault.errors import PolicyError
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.plan import make_plan, write_plan
-from wgsvault.policy import load_policy
-from wgsvault.scan import scan
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.plan.planner import make_plan, write_plan
+from wgsvault.plan.policy import load_policy
 
 from conftest import make_files
 

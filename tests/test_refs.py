@@ -8,10 +8,10 @@ import pysam
 import pytest
 
 from wgsvault.catalog import Catalog
+from wgsvault.codec.refs import Registry, refget_digest
+from wgsvault.codec.verify import record_checksums
+from wgsvault.demo.synth import write_genome, write_reference
 from wgsvault.errors import InputError
-from wgsvault.refs import Registry, refget_digest
-from wgsvault.synth import write_genome, write_reference
-from wgsvault.verify import record_checksums
 
 
 def test_refget_digest_matches_the_ga4gh_example() -> None:

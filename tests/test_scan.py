@@ -12,8 +12,8 @@ from sqlalchemy import select
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import Controller, File, Genome, Scan, ScanIssue
 from wgsvault.errors import InputError
-from wgsvault.layout import DEFAULT_LAYOUT
-from wgsvault.scan import scan
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
 
 from conftest import make_files, run_cli
 

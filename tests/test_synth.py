@@ -11,7 +11,7 @@ import dnaio
 import pysam
 import pytest
 
-from wgsvault.synth import GenomeFiles, revcomp, write_genome, write_reference
+from wgsvault.demo.synth import GenomeFiles, revcomp, write_genome, write_reference
 
 
 @pytest.fixture(scope="module")

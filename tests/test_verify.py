@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from wgsvault.catalog import Catalog
-from wgsvault.convert import convert_bam, convert_fastq
-from wgsvault.refs import Registry
-from wgsvault.synth import GenomeFiles, write_genome, write_reference
-from wgsvault.verify import parse_checksum, verify
+from wgsvault.codec.convert import convert_bam, convert_fastq
+from wgsvault.codec.refs import Registry
+from wgsvault.codec.verify import parse_checksum, verify
+from wgsvault.demo.synth import GenomeFiles, write_genome, write_reference
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,8 @@ def test_altered_record_is_named(genome: GenomeFiles, registry: Registry, tmp_pa
 def test_restore_of_a_corrupt_cram_leaves_nothing(
     genome: GenomeFiles, registry: Registry, tmp_path: Path
 ) -> None:
+    from wgsvault.codec.restore import restore
     from wgsvault.errors import IntegrityError
-    from wgsvault.restore import restore
 
     good = tmp_path / "fq.cram"
     convert_fastq(genome.fastq_r1, genome.fastq_r2, good)

@@ -1,12 +1,15 @@
 """wgsvault: storage and access of a national whole-genome database.
 
-The package follows the data flow of the vault:
+The package follows the data flow of the vault, one subpackage per stage:
 
-    scan (scan.py, layout.py, filetypes.py) -> catalog (catalog/) -> plan (policy.py, plan.py)
-    -> apply (convert, verify, delete) -> restore / serve -> report (footprint.py, render.py)
+    inventory (scan) -> catalog -> plan -> apply (codec: convert, verify; quarantine, purge)
+    -> access / serve (htsget, restore on demand) -> report
 
-The CLI (cli.py) only parses arguments and prints; every command calls a library function that the
-tests call directly.
+with `audit` (the hash-chained log every stage writes to), `demo` (a store it builds itself) and
+`cli` (the command line, which only parses and prints) beside them. Utilities every stage may
+use sit at the top level: `errors` (one exception hierarchy), `config` (vault home, site
+configuration, TOML models), `fsutil` (atomic, durable writes), `bulk` and `faults` (crash points
+of the fault tests). Layers point down only; `import-linter` contracts in pyproject.toml say so.
 """
 
 from wgsvault.errors import (

@@ -1,5 +1,5 @@
 """`python -m wgsvault` runs the command line."""
 
-from wgsvault.cli import main
+from wgsvault.cli.main import main
 
 main()

@@ -20,6 +20,8 @@ from wgsvault.errors import PolicyError
 
 M = TypeVar("M", bound=BaseModel)
 
+#: storage is sold in decimal units: one TB is 10**12 bytes (prices are per TB-year)
+TB = 10**12
 DEFAULT_PRICE_DKK_PER_TB_YEAR = 1500.0
 DEFAULT_PROJECTION_GENOMES = 60_000
 

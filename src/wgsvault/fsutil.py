@@ -64,3 +64,11 @@ def land(moves: list[tuple[Path, Path]]) -> None:
         os.replace(tmp, final)
     for directory in dict.fromkeys(final.parent for _, final in moves):
         fsync_dir(directory)
+
+
+def clear_leftovers(out: Path) -> None:
+    """Temporary files of a run that was killed while writing `out` (never `out` itself): those
+    of `atomic_write_bytes` and of the CRAM conversions (`.NAME.XXXX.tmp[.cram[.crai|.hdr]]`)."""
+    for tmp in out.parent.glob(f".{out.name}.*"):
+        if tmp.name.endswith((".tmp", ".tmp.cram", ".tmp.cram.crai", ".tmp.cram.hdr")):
+            tmp.unlink(missing_ok=True)

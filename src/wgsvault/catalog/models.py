@@ -12,6 +12,7 @@ migrations and models agree.
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
@@ -55,6 +57,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model, for bulk statements."""
+    return cast(Table, model.__table__)
 
 
 def _now() -> dt.datetime:
@@ -181,7 +188,7 @@ class ScanIssue(Base):
 
 
 class Proof(Base):
-    """The proof (verify.py, covers.py) under which a file was written or another was let go."""
+    """The proof (codec.verify, codec.covers) under which a file was written or one let go."""
 
     __tablename__ = "proof"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,110 @@
+"""Proving an action's preconditions before its originals may go.
+
+Existence alone suffices only where no content proof exists (a BCL run folder once its reads are
+kept, a gVCF once the VCF is kept), as the policy states. Otherwise the evidence the plan named is
+checked for content, here, immediately before the originals move:
+
+* `sha256`: a regional copy goes only when its bytes equal the national copy's;
+* `verify-covers`: a FASTQ goes only when the genome's aligned CRAM holds every read, proven by
+  `codec.covers.verify_covers`, whose sidecar (what the CRAM lacks to give the FASTQ back byte for
+  byte) is written and registered first;
+* a BAM or CRAM that "a CRAM of the genome" replaces goes only when the record checksums of the
+  two are equal.
+
+Evidence that a conversion of the same plan is to produce counts only once that conversion has
+succeeded: the original it comes from is no substitute, since it goes once converted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from wgsvault.apply.journal import Action, Journal
+from wgsvault.apply.register import data_files, register
+from wgsvault.catalog import Catalog
+from wgsvault.codec.covers import verify_covers
+from wgsvault.codec.htslib import check_magic, reference_env
+from wgsvault.codec.refs import Registry
+from wgsvault.codec.sidecar import SUFFIX as SIDECAR_SUFFIX
+from wgsvault.codec.verify import prove_alignment
+from wgsvault.errors import IntegrityError
+from wgsvault.fsutil import clear_leftovers
+from wgsvault.inventory.digest import sha256_file
+
+
+def unit_stem(a: Action) -> str:
+    """The name a FASTQ unit's derived files share (`G1_R{1,2}.fastq.gz` -> `G1`)."""
+    return Path(a["unit"]).name.split("_R{1,2}")[0].split(".f")[0]
+
+
+class Prover:
+    """Proves the preconditions of one genome's delete actions."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        registry: Registry,
+        journal: Journal,
+        converted: dict[str, str],
+        to_convert: set[str],
+    ) -> None:
+        self.cat, self.reg, self.journal = catalog, registry, journal
+        self.converted = converted  # source unit -> the CRAM that replaced it (this run)
+        self.to_convert = to_convert  # units this plan converts
+
+    def evidence(self, pc: dict[str, Any]) -> list[Path]:
+        """The files a precondition's evidence names, as they are now."""
+        for e in pc.get("evidence", []):
+            if e in self.to_convert and e not in self.converted:
+                raise IntegrityError(f"{e}: waits for its conversion, which has not succeeded")
+        paths = [Path(self.converted.get(e, e)) for e in pc.get("evidence", [])]
+        for p in paths:
+            if not p.exists():
+                raise IntegrityError(f"{p}: the evidence this action depends on is missing")
+        return paths
+
+    def prove(self, a: Action) -> list[str]:
+        """Prove every precondition of `a`; the evidence used. Raises IntegrityError if not."""
+        data = [Path(f["path"]) for f in data_files(a)]
+        shown: list[str] = []
+        for pc in a["preconditions"]:
+            ev = self.evidence(pc)
+            shown += [str(p) for p in ev]
+            check = pc.get("check")
+            if check == "sha256":
+                for original, copy in zip(data, ev, strict=False):
+                    h1, h2 = sha256_file(str(original)), sha256_file(str(copy))
+                    if h1 != h2:
+                        raise IntegrityError(f"{original}: differs from {copy} (sha256); kept")
+            elif check == "verify-covers":
+                self.covers(a, data, ev[0])
+            elif pc["kind"] == "exists":
+                if a["type"] in ("bam", "cram") and ev and ev[0].suffix == ".cram":
+                    proof = prove_alignment(data[0], ev[0], registry=self.reg)
+                    if not proof["ok"]:
+                        raise IntegrityError(
+                            f"{data[0]}: {ev[0]} is not proven to hold its records: "
+                            f"{proof['failure']}"
+                        )
+            else:
+                raise IntegrityError(f"{data[0]}: precondition {pc['kind']} cannot be proven")
+        return shown
+
+    def covers(self, a: Action, fastqs: list[Path], cram: Path) -> None:
+        """verify-covers of the FASTQ in `cram`; its sidecar is written and registered."""
+        for fq in fastqs:
+            check_magic(fq, "fastq")
+        check_magic(cram, "cram", "bam")
+        sidecar = cram.parent / f"{unit_stem(a)}{SIDECAR_SUFFIX}"
+        if sidecar.exists():  # from an interrupted earlier run: verify-covers writes it again
+            sidecar.unlink()
+        clear_leftovers(sidecar)
+        with reference_env(self.reg.cache):
+            rep = verify_covers(fastqs, cram, sidecar=sidecar, keep_order=True)
+        if not rep.covered:
+            raise IntegrityError(f"{cram}: does not cover {fastqs[0].name}: {rep.reason}")
+        register(
+            self.cat, self.journal, a, sidecar, "other", {"kind": "covers", **rep.to_dict()},
+            "sidecar",
+        )

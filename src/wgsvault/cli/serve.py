@@ -1,0 +1,40 @@
+"""`wgsvault serve`: the web service (`wgsvault.serve`) under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from wgsvault.cli.common import ACCESS, out, selected_catalog_url
+from wgsvault.config import vault_home
+
+app = typer.Typer()
+
+
+@app.command(rich_help_panel=ACCESS)
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8080,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="URL clients use to reach this server (default from host/port)"),
+    ] = None,
+    block_ttl: Annotated[int, typer.Option(help="Seconds a signed block URL stays valid")] = 900,
+    processes: Annotated[
+        int, typer.Option(help="Server processes sharing the port (default: one per core)")
+    ] = 0,
+) -> None:
+    """Serve GA4GH htsget (reads, variants) with bearer-token grants and an audited log."""
+    from wgsvault.serve import Settings
+    from wgsvault.serve.run import serve as serve_forever
+
+    settings = Settings(
+        catalog_url=selected_catalog_url(),
+        home=vault_home(),
+        base_url=(base_url or f"http://{host}:{port}").rstrip("/"),
+        block_ttl=block_ttl,
+    )
+    out.print(f"htsget on {settings.base_url}/reads/{{id}} and /variants/{{id}}")
+    serve_forever(settings, host, port, processes or os.cpu_count() or 1)
