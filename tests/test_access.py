@@ -183,7 +183,9 @@ def test_grant_by_genome_list(store: Catalog) -> None:
     assert d == Decision(True, d.reason, rows[0].id) and d.http_status == 200
     assert access.authorize(store, "ann", "G2", "chr1", 0, 10).allowed
     refused = access.authorize(store, "ann", "G3")
-    assert not refused.allowed and refused.grant_id is None and refused.http_status == 403
+    # not granted at all: as if it did not exist (404), but the audit knows it does
+    assert not refused.allowed and refused.grant_id is None and refused.http_status == 404
+    assert refused.known
     assert access.cohort(store, "ann") == ["G1", "G2"]
     with pytest.raises(InputError, match="unknown genome"):
         access.add_grant(store, "ann", genomes=["G1", "G9"], granted_by=BY)
@@ -270,9 +272,9 @@ def test_revoked_grant_no_longer_allows(store: Catalog) -> None:
 def test_unknown_genome_is_not_found(store: Catalog) -> None:
     access.add_grant(store, "ann", genomes=["G1"], granted_by=BY)
     d = access.authorize(store, "ann", "G404")
-    assert d == Decision(False, access.NOT_FOUND) and d.http_status == 404
-    known = access.authorize(store, "ann", "G2")
-    assert known.http_status == 403 and "G2" in known.reason
+    assert d == Decision(False, access.NOT_FOUND, known=False) and d.http_status == 404
+    known = access.authorize(store, "ann", "G2")  # exists, but no grant: the same answer
+    assert known == Decision(False, access.NOT_FOUND) and known.http_status == 404
 
 
 def test_changes_are_audited_without_patient_data(store: Catalog) -> None:

@@ -91,9 +91,11 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
 
 def test_catalog_info_and_upgrade(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert "revision 0004" in run_cli("catalog", "upgrade", home=home).stdout
+    from wgsvault.catalog.db import HEAD_REVISION
+
+    assert f"revision {HEAD_REVISION} (upgraded)" in run_cli("catalog", "upgrade", home=home).stdout
     info = run_cli("catalog", "info", home=home).stdout
-    assert "backend sqlite" in info and "revision 0004" in info
+    assert "backend sqlite" in info and f"revision {HEAD_REVISION}" in info
 
 
 def _plain(path: Path) -> bytes:

@@ -4,23 +4,26 @@ Stage: access control. Clinicians and approved researchers read genomes over GA4
 `principals` (who), `tokens` (bearer tokens, hashed at rest, and authentication), `grants`
 (cohorts: genomes, a patient group, a controller's genomes, optionally one region), `regions`
 (`chr1:100-200` restrictions) and `decide` (`authorize`: may this principal read this genome or
-region, and the audit of that decision) hold the model; `htsget` turns an allowed request into
-byte ranges of the stored file from its index. The web app (`wgsvault.serve`) puts these
+region, and the audit of that decision; `still_allowed`, the live re-check of a signed URL) hold
+the model; `htsget` turns a request of a principal granted the whole genome into byte ranges of
+the stored file from its index. The web app (`wgsvault.serve`) puts these
 together; this package never sees an HTTP request and never takes a path from one.
 
 May use: codec (the one door to htslib), audit, catalog and the utilities. It is independent of
 apply; serve and the CLI use it.
 """
 
-from wgsvault.access.decide import NOT_FOUND, Decision, authorize, record_decision
+from wgsvault.access.decide import NOT_FOUND, Decision, authorize, record_decision, still_allowed
 from wgsvault.access.grants import KINDS, add_grant, cohort, list_grants, revoke_grant
 from wgsvault.access.principals import add_principal, disable_principal, list_principals
 from wgsvault.access.regions import Region, parse_region
 from wgsvault.access.tokens import (
     PREFIX_CHARS,
     TOKEN_PREFIX,
+    Credential,
     Unauthenticated,
     authenticate,
+    authenticate_token,
     bearer_token,
     issue_token,
     list_tokens,
@@ -33,12 +36,14 @@ __all__ = [
     "NOT_FOUND",
     "PREFIX_CHARS",
     "TOKEN_PREFIX",
+    "Credential",
     "Decision",
     "Region",
     "Unauthenticated",
     "add_grant",
     "add_principal",
     "authenticate",
+    "authenticate_token",
     "authorize",
     "bearer_token",
     "cohort",
@@ -51,5 +56,6 @@ __all__ = [
     "record_decision",
     "revoke_grant",
     "revoke_token",
+    "still_allowed",
     "token_sha256",
 ]

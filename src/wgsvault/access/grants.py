@@ -10,8 +10,9 @@ Grants to cohorts
 
     `project` names the research project or clinical case the grant was given for; it may
     accompany any kind and is informational (no cohort is defined by a project alone, and grants
-    of kind ``project`` never match). A grant is never edited: it is revoked (`revoked_at`) and a
-    new one made. Grants, revocations and changes to principals and tokens are audited (event
+    of kind ``project`` never match). A grant may expire (`expires_at`); an expired grant allows
+    nothing, exactly like a revoked one. A grant is never edited: it is revoked (`revoked_at`) and
+    a new one made. Grants, revocations and changes to principals and tokens are audited (event
     ``access``, `detail.change` saying what changed). A patient group's name appears in such an
     entry as the granted cohort, never next to a genome id, so the log never links a person to
     clinical context.
@@ -19,10 +20,11 @@ Grants to cohorts
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from wgsvault import audit
@@ -53,19 +55,24 @@ def add_grant(
     controller: str | None = None,
     project: str | None = None,
     region: str | Region | None = None,
+    expires_in: dt.timedelta | None = None,
     granted_by: str,
 ) -> list[AccessGrant]:
     """Grant a cohort (exactly one of `genomes`, `patient_group`, `controller`) to a principal.
 
     One grant per genome of an explicit list. The cohort must be known to the catalog (a typo
     must not silently grant nothing, or later something else). An identical active grant is
-    not duplicated: it is returned as it is. Each new grant is audited.
+    not duplicated: it is returned as it is. Each new grant is audited. `expires_in` None: until
+    revoked.
     """
     given = [genomes is not None, patient_group is not None, controller is not None]
     if sum(given) != 1:
         raise InputError("grant exactly one of: genomes, a patient group, a controller")
     check_text("granted by", granted_by)
     check_text("project", project, required=False)
+    if expires_in is not None and expires_in <= dt.timedelta(0):
+        raise InputError(f"grant lifetime must be positive, not {expires_in}")
+    expires = None if expires_in is None else utcnow() + expires_in
     region_text = (
         None
         if region is None
@@ -106,11 +113,12 @@ def add_grant(
                     AccessGrant.kind == kind,
                     AccessGrant.value == value,
                     AccessGrant.revoked_at.is_(None),
+                    AccessGrant.expires_at.is_(None),
                     _eq_or_null(AccessGrant.project, project),
                     _eq_or_null(AccessGrant.region, region_text),
                 )
             )
-            if existing is not None:
+            if existing is not None and expires is None:  # a grant with an end is always new
                 out.append(existing)
                 continue
             row = AccessGrant(
@@ -120,6 +128,7 @@ def add_grant(
                 project=project,
                 region=region_text,
                 granted_by=granted_by,
+                expires_at=expires,
             )
             s.add(row)
             s.flush()
@@ -145,6 +154,7 @@ def _audit_grant(s: Session, actor: str, change: str, principal: str, g: AccessG
         value=g.value,  # a patient group's name is the cohort here, linked to no genome
         project=g.project,
         region=g.region,
+        expires_at=None if g.expires_at is None else g.expires_at.isoformat(),
         granted_by=g.granted_by,
     )
 
@@ -223,7 +233,11 @@ def active_grants(s: Session, principal_id: int) -> list[AccessGrant]:
     return list(
         s.scalars(
             select(AccessGrant)
-            .where(AccessGrant.principal_id == principal_id, AccessGrant.revoked_at.is_(None))
+            .where(
+                AccessGrant.principal_id == principal_id,
+                AccessGrant.revoked_at.is_(None),
+                or_(AccessGrant.expires_at.is_(None), AccessGrant.expires_at > utcnow()),
+            )
             .order_by(AccessGrant.id)
         )
     )

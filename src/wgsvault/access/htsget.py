@@ -13,19 +13,26 @@ says overlaps it:
   the header's blocks, the blocks of the overlapping chunks, and the BGZF EOF block. Ranges are
   merged as a union in file order, so a block shared by header and data is sent once.
 
+These ranges are what a principal granted the whole genome receives; a region-limited principal
+receives a slice of only the region's records instead (`codec.slice`, served by `serve.tickets`).
 This module only computes ranges from paths the catalog gave; it never sees a request path.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import gzip
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import pysam
+
+from wgsvault.codec.slice import Span
 
 CRAM_EOF_PREFIX = b"\x0f\x00\x00\x00\xff\xff\xff\xff\x0f\xe0EOF"  # CRAM 3.x EOF container
 CRAM_EOF_LEN = 38
@@ -84,25 +91,51 @@ class CraiSlice:
     container: int  # byte offset of the container
 
 
-def read_crai(path: Path) -> list[CraiSlice]:
-    out = []
+@dataclass(frozen=True)
+class Crai:
+    """A `.crai` index, arranged for lookups: per reference id, the slices sorted by start."""
+
+    slices: list[CraiSlice]
+    containers: list[int]  # sorted byte offsets
+    by_ref: dict[int, tuple[list[int], list[CraiSlice], int]]  # starts, slices, longest span
+
+    def all_of(self, ref_id: int) -> list[CraiSlice]:
+        return self.by_ref.get(ref_id, ([], [], 0))[1]
+
+    def overlapping(self, ref_id: int, lo: int, hi: int) -> list[CraiSlice]:
+        """Slices of `ref_id` overlapping [lo, hi) (0-based), found by bisection, not a scan."""
+        starts, slices, longest = self.by_ref.get(ref_id, ([], [], 0))
+        first = bisect.bisect_left(starts, lo - longest + 1)  # 1-based starts: s - 1 + span > lo
+        last = bisect.bisect_left(starts, hi + 1)  # s - 1 < hi
+        return [s for s in slices[first:last] if s.start - 1 + s.span > lo]
+
+
+def read_crai(path: Path) -> Crai:
+    """A `.crai` index (kept for the file's size and mtime: the index of a 30X genome has ~10^5
+    lines, read once, not once per ticket)."""
+    st = path.stat()
+    return _read_crai(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_crai(path: str, size: int, mtime_ns: int) -> Crai:
+    slices = []
     with gzip.open(path, "rt") as fh:
         for line in fh:
             f = line.split("\t")
             if len(f) >= 6:
-                out.append(CraiSlice(int(f[0]), int(f[1]), int(f[2]), int(f[3])))
-    return out
+                slices.append(CraiSlice(int(f[0]), int(f[1]), int(f[2]), int(f[3])))
+    by_ref: dict[int, tuple[list[int], list[CraiSlice], int]] = {}
+    for ref_id in {s.ref_id for s in slices}:
+        mine = sorted((s for s in slices if s.ref_id == ref_id), key=lambda s: s.start)
+        longest = max(s.span for s in mine)
+        by_ref[ref_id] = ([s.start for s in mine], mine, longest)
+    return Crai(slices, sorted({s.container for s in slices}), by_ref)
 
 
-def cram_ticket(
-    cram: Path,
-    reference_name: str | None,
-    start: int | None,
-    end: int | None,
-    *,
-    header_only: bool = False,
-) -> Ticket:
-    """Byte ranges of `cram` for a region (0-based half-open `start`/`end`) or the whole file."""
+def cram_ticket(cram: Path, spans: Sequence[Span], *, header_only: bool = False) -> Ticket:
+    """Byte ranges of `cram` for regions (`spans`, htsget coordinates) or, with none, the whole
+    file."""
     size = cram.stat().st_size
     with open(cram, "rb") as fh:
         fh.seek(size - CRAM_EOF_LEN)
@@ -112,13 +145,13 @@ def cram_ticket(
     crai = Path(f"{cram}.crai")
     if not crai.exists():
         raise TicketError("NotFound", "the stored CRAM has no index")
-    slices = read_crai(crai)
-    containers = sorted({s.container for s in slices})
+    index = read_crai(crai)
+    containers = index.containers
     first = containers[0] if containers else size - CRAM_EOF_LEN
     header = ByteRange(0, first, "header")
     if header_only:
         return Ticket([header], eof)
-    if reference_name is None:
+    if not spans:
         return Ticket(union([header, ByteRange(first, size - CRAM_EOF_LEN, "body")]), eof)
     pysam_level = pysam.set_verbosity(0)
     try:
@@ -126,21 +159,20 @@ def cram_ticket(
             names = list(fh.references)
     finally:
         pysam.set_verbosity(pysam_level)
-    if reference_name == "*":
-        rid = -1
-    elif reference_name in names:
-        rid = names.index(reference_name)
-    else:
-        raise TicketError("NotFound", f"reference {reference_name!r} is not in this file")
     ends = {c: n for c, n in zip(containers, [*containers[1:], size - CRAM_EOF_LEN], strict=True)}
-    lo, hi = (start or 0), (end if end is not None else 1 << 62)
-    body = [
-        ByteRange(s.container, ends[s.container], "body")
-        for s in slices
-        if s.ref_id == rid and (rid == -1 or (s.start - 1 < hi and s.start - 1 + s.span > lo))
-    ]
-    # multi-reference containers (ref_id -2) may hold the region too: include them
-    body += [ByteRange(s.container, ends[s.container], "body") for s in slices if s.ref_id == -2]
+    body: list[ByteRange] = []
+    for span in spans:
+        if span.name == "*":
+            rid = -1
+        elif span.name in names:
+            rid = names.index(span.name)
+        else:
+            raise TicketError("NotFound", f"reference {span.name!r} is not in this file")
+        lo, hi = (span.start or 0), (span.end if span.end is not None else 1 << 62)
+        found = index.all_of(-1) if rid == -1 else index.overlapping(rid, lo, hi)
+        body += [ByteRange(s.container, ends[s.container], "body") for s in found]
+    # multi-reference containers (ref_id -2) may hold the regions too: include them
+    body += [ByteRange(s.container, ends[s.container], "body") for s in index.all_of(-2)]
     return Ticket(union([header, *body]), eof)
 
 
@@ -216,15 +248,8 @@ def _first_record_offset(vcf: Path) -> int:
             coffset = end
 
 
-def vcf_ticket(
-    vcf: Path,
-    reference_name: str | None,
-    start: int | None,
-    end: int | None,
-    *,
-    header_only: bool = False,
-) -> Ticket:
-    """Byte ranges of a bgzipped, tabix-indexed VCF for a region or the whole file."""
+def vcf_ticket(vcf: Path, spans: Sequence[Span], *, header_only: bool = False) -> Ticket:
+    """Byte ranges of a bgzipped, tabix-indexed VCF for regions or, with none, the whole file."""
     size = vcf.stat().st_size
     with open(vcf, "rb") as fh:
         fh.seek(max(0, size - len(BGZF_EOF)))
@@ -236,23 +261,24 @@ def vcf_ticket(
     header = ByteRange(0, header_end, "header")
     if header_only:
         return Ticket([header], BGZF_EOF)
-    if reference_name is None:
+    if not spans:
         return Ticket(union([header, ByteRange(0, data_end, "body")]), BGZF_EOF)
     tbi = Path(f"{vcf}.tbi")
     if not tbi.exists():
         raise TicketError("NotFound", "the stored VCF has no tabix index")
     names, bins, linear = _read_tbi(tbi)
-    if reference_name not in names:
-        raise TicketError("NotFound", f"reference {reference_name!r} is not in this file")
-    rid = names.index(reference_name)
-    lo, hi = (start or 0), (end if end is not None else 1 << 29)
-    min_off = linear[rid][min(lo >> 14, len(linear[rid]) - 1)] if linear[rid] else 0
     body = []
     with open(vcf, "rb") as fh:
-        for b in _reg2bins(lo, min(hi, 1 << 29)):
-            for cbeg, cend in bins[rid].get(b, []):
-                if cend <= min_off:
-                    continue
-                stop = _block_end(fh, cend >> 16) if cend & 0xFFFF else cend >> 16
-                body.append(ByteRange(cbeg >> 16, min(stop, data_end), "body"))
+        for span in spans:
+            if span.name not in names:
+                raise TicketError("NotFound", f"reference {span.name!r} is not in this file")
+            rid = names.index(span.name)
+            lo, hi = (span.start or 0), (span.end if span.end is not None else 1 << 29)
+            min_off = linear[rid][min(lo >> 14, len(linear[rid]) - 1)] if linear[rid] else 0
+            for b in _reg2bins(lo, min(hi, 1 << 29)):
+                for cbeg, cend in bins[rid].get(b, []):
+                    if cend <= min_off:
+                        continue
+                    stop = _block_end(fh, cend >> 16) if cend & 0xFFFF else cend >> 16
+                    body.append(ByteRange(cbeg >> 16, min(stop, data_end), "body"))
     return Ticket(union([header, *body]), BGZF_EOF)

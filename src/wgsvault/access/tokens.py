@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
@@ -141,11 +142,19 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def authenticate(catalog: Catalog, token: str | None) -> Principal:
-    """The principal a bearer token belongs to; `Unauthenticated` if it is not valid now.
+@dataclass(frozen=True)
+class Credential:
+    """Who a valid bearer token authenticates, and which token it was (for signed URLs)."""
+
+    principal: Principal
+    token_id: int
+
+
+def authenticate_token(catalog: Catalog, token: str | None) -> Credential:
+    """The principal and token row of a bearer token; `Unauthenticated` if it is not valid now.
 
     Lookup is by the token's sha256 (see the module docstring: no constant-time comparison is
-    needed). The message never repeats the token.
+    needed). Messages never repeat the token, its prefix or its expiry.
     """
     if not token:
         raise Unauthenticated("a bearer token is required", "missing")
@@ -161,12 +170,14 @@ def authenticate(catalog: Catalog, token: str | None) -> Principal:
             raise Unauthenticated("unknown token", "unknown")
         tok, principal = row
         if tok.revoked_at is not None:
-            raise Unauthenticated(f"token {tok.prefix} is revoked", "revoked")
+            raise Unauthenticated("the token is revoked", "revoked")
         if tok.expires_at is not None and tok.expires_at <= utcnow():
-            raise Unauthenticated(
-                f"token {tok.prefix} expired at {tok.expires_at:%Y-%m-%d %H:%M} UTC",
-                "expired",
-            )
+            raise Unauthenticated("the token has expired", "expired")
         if principal.disabled_at is not None:
-            raise Unauthenticated(f"principal {principal.name} is disabled", "disabled")
-        return principal
+            raise Unauthenticated("the token's principal is disabled", "disabled")
+        return Credential(principal, tok.id)
+
+
+def authenticate(catalog: Catalog, token: str | None) -> Principal:
+    """The principal a bearer token belongs to; `Unauthenticated` if it is not valid now."""
+    return authenticate_token(catalog, token).principal

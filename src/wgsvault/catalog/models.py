@@ -341,4 +341,5 @@ class AccessGrant(Base):
     region: Mapped[str | None] = mapped_column(String(200))  # chr:start-end (1-based, inclusive)
     granted_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: until revoked
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

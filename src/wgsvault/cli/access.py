@@ -155,8 +155,14 @@ def grant_add(
     region: Annotated[
         str | None, typer.Option(help="Only this region, chr:start-end (1-based, inclusive)")
     ] = None,
+    expires_days: Annotated[
+        int | None, typer.Option(help="Valid for N days (default: until revoked)")
+    ] = None,
 ) -> None:
     """Grant a principal genomes, a patient group or a controller's genomes (maybe one region)."""
+    if expires_days is not None and expires_days <= 0:
+        raise InputError(f"--expires-days must be positive, not {expires_days}")
+    expires = None if expires_days is None else dt.timedelta(days=expires_days)
     with catalog_session() as cat:
         rows = access.add_grant(
             cat,
@@ -166,6 +172,7 @@ def grant_add(
             controller=controller,
             project=project,
             region=region,
+            expires_in=expires,
             granted_by=by,
         )
     for g in rows:
@@ -178,6 +185,8 @@ def _describe(g: AccessGrant) -> str:
         text += f" region {g.region}"
     if g.project:
         text += f" project {g.project}"
+    if g.expires_at:
+        text += f" until {_when(g.expires_at)} UTC"
     return text
 
 
@@ -200,7 +209,8 @@ def grant_list(
         names = {p.id: p.name for p in access.list_principals(cat)}
         rows = access.list_grants(cat, name, include_revoked=all_grants)
     t = Table()
-    for c in ("id", "principal", "kind", "value", "region", "project", "by", "at", "revoked"):
+    cols = ("id", "principal", "kind", "value", "region", "project", "by", "at", "expires")
+    for c in (*cols, "revoked"):
         t.add_column(c)
     for g in rows:
         t.add_row(
@@ -212,6 +222,7 @@ def grant_list(
             g.project or "",
             g.granted_by,
             _when(g.created_at),
+            _when(g.expires_at),
             _when(g.revoked_at),
         )
     out.print(t)

@@ -4,6 +4,9 @@ pysam runs samtools in-process and holds the GIL while it does, so a samtools co
 stream into a pipe that the same Python process reads. Running it through this entry point gives
 a real child process (the exact samtools/htslib that pysam bundles, 1.24 here) whose stdin/stdout
 are ordinary pipes; `htslib.py` is the only caller.
+
+`CMD1 ARGS ::: CMD2 ARGS ...` runs several commands one after the other in the one process (its
+start-up, importing pysam, costs more than a small command), stopping at the first failure.
 """
 
 from __future__ import annotations
@@ -12,15 +15,33 @@ import os
 import stat
 import subprocess
 import sys
+from typing import Any
+
+#: separates commands run one after the other in one process
+SEPARATOR = ":::"
 
 
 def main(argv: list[str]) -> int:
     import pysam
     import pysam.utils
 
-    if not argv:
-        sys.stderr.write("usage: python -m wgsvault.codec.samtools COMMAND [ARGS...]\n")
+    commands: list[list[str]] = [[]]
+    for arg in argv:
+        if arg == SEPARATOR:
+            commands.append([])
+        else:
+            commands[-1].append(arg)
+    if not all(commands):
+        sys.stderr.write("usage: python -m wgsvault.codec.samtools COMMAND [ARGS...] [::: ...]\n")
         return 2
+    for command in commands:
+        rc = _one(pysam, command)
+        if rc:
+            return rc
+    return 0
+
+
+def _one(pysam: Any, argv: list[str]) -> int:
     cmd = "fqimport" if argv[0] == "import" else argv[0]
     fn = getattr(pysam.samtools, cmd, None) or getattr(pysam.samtools, argv[0], None)
     if fn is None:

@@ -1,10 +1,9 @@
-"""What every route of the service shares: settings, the catalog, the signer, and the helpers
-that authenticate a request, refuse it (audited) and find a genome's stored file."""
+"""What every route of the service shares: settings, the catalog, the signer, the caches, and the
+helpers that authenticate a request, refuse it (audited once) and find a genome's stored file."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
@@ -12,14 +11,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from wgsvault import access, audit
+from wgsvault.access import Credential
 from wgsvault.catalog import Catalog
-from wgsvault.catalog.models import Controller, File, Genome, Principal
+from wgsvault.catalog.models import Controller, File, Genome
 from wgsvault.errors import AccessDenied
 from wgsvault.serve.errors import HtsgetError, error_response
+from wgsvault.serve.params import GENOME_ID, Limits
+from wgsvault.serve.refusals import RefusalCounter
 from wgsvault.serve.signing import Signer
 
-#: a genome id as a request may name it; anything else is refused before any lookup
-GENOME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+#: the one message of every 401: it never says which token, why, or until when
+UNAUTHENTICATED = "a valid bearer token is required (Authorization: Bearer <token>)"
 
 
 @dataclass
@@ -27,7 +29,12 @@ class Settings:
     catalog_url: str
     home: Path
     base_url: str  # how clients reach this server, e.g. http://127.0.0.1:8080
-    block_ttl: int = 900  # seconds a block URL stays valid
+    block_ttl: int = 900  # seconds a block or download URL stays valid
+    limits: Limits = field(default_factory=Limits)
+    restores_per_principal: int = 1  # restores one principal may run at once (per process)
+    restores_total: int = 2  # restores that may run at once (per process)
+    refusal_window: float = 60.0  # seconds over which anonymous refusals are counted
+    reap_every: float = 60.0  # seconds between sweeps of expired slices and restores
 
 
 @dataclass
@@ -35,25 +42,40 @@ class Context:
     settings: Settings
     catalog: Catalog
     signer: Signer
+    refusals: RefusalCounter
 
     @property
     def scratch(self) -> Path:
         """Where restore-on-demand writes the files it serves."""
         return self.settings.home / "restore-scratch"
 
-    def principal_of(self, request: Request) -> Principal:
-        """The authenticated principal of a request; HtsgetError 401 if there is none."""
+    @property
+    def slices(self) -> Path:
+        """Where the slices for region-limited principals are written."""
+        return self.settings.home / "serve-cache" / "slices"
+
+    def url(self, token: str) -> str:
+        return f"{self.settings.base_url}/blocks/{token}"
+
+    def authenticate(self, request: Request) -> Credential:
+        """The principal and token of a request; HtsgetError 401 if there is none."""
         auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         try:
-            return access.authenticate(self.catalog, token)
-        except AccessDenied as exc:
-            raise HtsgetError("InvalidAuthentication", str(exc)) from None
+            return access.authenticate_token(self.catalog, token)
+        except AccessDenied:
+            raise HtsgetError("InvalidAuthentication", UNAUTHENTICATED) from None
+
+    def refuse_anonymous(self, request: Request, e: HtsgetError) -> JSONResponse:
+        """A refusal without a principal: counted per source (refusals.py), then answered."""
+        source = request.client.host if request.client else "unknown"
+        self.refusals.add(source, e.error, e.status, request.url.path)
+        return error_response(e)
 
     def refuse(
         self, request: Request, who: str, genome: str | None, e: HtsgetError
     ) -> JSONResponse:
-        """Audit a refusal, then answer it."""
+        """A refusal of an authenticated principal (`who`): one audit entry, then the answer."""
         audit.record(
             self.catalog,
             actor=who,
@@ -82,3 +104,15 @@ class Context:
         ordered = sorted(rows, key=lambda r: (r[2] != "national", r[0].path))
         f, ctrl, _ = ordered[0]
         return f, ctrl or ""
+
+
+def denied(d: access.Decision, genome: str) -> HtsgetError:
+    """The answer to a refused decision: 404 exactly as for an unknown id, or 403."""
+    if d.http_status == 404:
+        return HtsgetError("NotFound", f"no genome {genome} that you may read")
+    return HtsgetError("PermissionDenied", d.reason)
+
+
+def who(cred: Credential) -> str:
+    """The audit actor of an authenticated request."""
+    return f"principal:{cred.principal.name}"

@@ -1,9 +1,20 @@
 """htsget 1.3 ticket routes: `GET|POST /reads/{id}`, `GET|POST /variants/{id}`, service-info.
 
-A ticket for genome `id` (its CRAM, or its VCF), whole or for regions, `class=header` for the
-header only; the byte ranges come from `access.htsget` and are handed out as signed block URLs
-(blocks.py), the EOF block as a `data:` URL. The request is authenticated, then every region is
-authorised (`access.authorize`) before any file is opened; each ticket and each refusal is audited.
+Order of work, so that nothing is read, parsed or looked up for someone who may not have it:
+the bearer token is checked first (a body is not even read without one), then the id and every
+parameter (params.py), then each requested region is authorised (`access.authorize`).
+
+What the ticket points at follows the grant:
+
+* a principal granted the whole genome gets byte ranges of the stored file itself, computed from
+  its index (`access.htsget`): zero copies, the EOF block as a `data:` URL;
+* a principal granted only regions gets a *slice* (slices.py): a new file holding only the
+  records overlapping the requested regions, under a header without server paths (also for
+  `class=header`), written off the event loop. No byte of the stored file around those records
+  leaves the server.
+
+Every URL is signed (signing.py) with the principal, token and grant it was issued under, which
+the block route checks again on every use. Each ticket and each refusal is audited once.
 """
 
 from __future__ import annotations
@@ -16,68 +27,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from wgsvault import __version__, access, audit
-from wgsvault.access.htsget import Ticket, TicketError, cram_ticket, union, vcf_ticket
-from wgsvault.catalog.models import Genome
-from wgsvault.errors import InputError
-from wgsvault.serve.context import GENOME_ID, Context
-from wgsvault.serve.errors import HtsgetError, error_response
+from wgsvault.access import Credential
+from wgsvault.access.htsget import ByteRange, TicketError, cram_ticket, union, vcf_ticket
+from wgsvault.catalog.models import File
+from wgsvault.codec.slice import UnknownReference
+from wgsvault.errors import InputError, VaultError
+from wgsvault.serve import params
+from wgsvault.serve.context import Context, denied, who
+from wgsvault.serve.errors import NO_STORE, HtsgetError
+from wgsvault.serve.params import TicketRequest
+from wgsvault.serve.slices import SliceCache
 
 HTSGET_JSON = "application/vnd.ga4gh.htsget.v1.3.0+json; charset=utf-8"
-
-Regions = list[tuple[str | None, int | None, int | None]]
-
-
-def parse(request_params: dict[str, Any]) -> tuple[Regions, bool, str]:
-    """(regions, header only, format) of a ticket request's parameters."""
-    fmt = (request_params.get("format") or "").upper()
-    cls = request_params.get("class")
-    if cls not in (None, "header"):
-        raise HtsgetError("InvalidInput", f"class {cls!r}: only 'header' is known")
-    regions: Regions = []
-    for r in request_params.get("regions") or [{}]:
-        name, start, end = r.get("referenceName"), r.get("start"), r.get("end")
-        try:
-            start = int(start) if start is not None else None
-            end = int(end) if end is not None else None
-        except (TypeError, ValueError):
-            raise HtsgetError("InvalidInput", "start and end must be integers") from None
-        if (start is not None or end is not None) and name is None:
-            raise HtsgetError("InvalidInput", "start/end need a referenceName")
-        if name == "*" and (start is not None or end is not None):
-            raise HtsgetError("InvalidInput", "unplaced reads ('*') take no start/end")
-        if start is not None and start < 0 or (end is not None and end < 0):
-            raise HtsgetError("InvalidRange", "start and end must not be negative")
-        if start is not None and end is not None and start > end:
-            raise HtsgetError("InvalidRange", f"start {start} > end {end}")
-        regions.append((name, start, end))
-    return regions, cls == "header", fmt
-
-
-def _get_params(request: Request) -> dict[str, Any]:
-    q = request.query_params
-    params: dict[str, Any] = {"format": q.get("format"), "class": q.get("class")}
-    if any(k in q for k in ("referenceName", "start", "end")):
-        params["regions"] = [
-            {
-                "referenceName": q.get("referenceName"),
-                "start": q.get("start"),
-                "end": q.get("end"),
-            }
-        ]
-    return params
-
-
-async def _post_params(request: Request) -> dict[str, Any] | HtsgetError:
-    try:
-        data = await request.json() if await request.body() else {}
-    except ValueError:
-        return HtsgetError("InvalidInput", "the request body is not JSON")
-    if not isinstance(data, dict):
-        return HtsgetError("InvalidInput", "the request body must be a JSON object")
-    return data
+KINDS = {"reads": "cram", "variants": "vcf"}
 
 
 def service_info(datatype: str, formats: list[str]) -> dict[str, Any]:
@@ -98,93 +63,127 @@ def service_info(datatype: str, formats: list[str]) -> dict[str, Any]:
     }
 
 
-def router(ctx: Context) -> APIRouter:
+def decide(ctx: Context, cred: Credential, genome: str, req: TicketRequest) -> access.Decision:
+    """The decision covering every region of the request (the first refusal, if any)."""
+    if not req.spans or req.header_only:
+        return access.authorize(ctx.catalog, cred.principal, genome, header_only=req.header_only)
+    decisions = []
+    for span in req.spans:
+        try:
+            d = access.authorize(
+                ctx.catalog, cred.principal, genome, span.name, span.start, span.end
+            )
+        except InputError as exc:
+            raise params.invalid(str(exc)) from None
+        if not d.allowed:
+            return d
+        decisions.append(d)
+    # one unrestricted grant allows every region unlimited; without one, every decision is limited
+    return decisions[0]
+
+
+def router(ctx: Context, slices: SliceCache) -> APIRouter:
     """The htsget routes over `ctx`."""
     api = APIRouter()
     catalog, settings = ctx.catalog, ctx.settings
 
-    def ticket(
-        request: Request, genome: str, params: dict[str, Any], endpoint: str
-    ) -> JSONResponse:
-        who = "anonymous"
+    def sign(cred: Credential, grant_id: int, genome: str, fields: dict[str, Any]) -> str:
+        payload = {
+            **fields,
+            "p": cred.principal.id,
+            "t": cred.token_id,
+            "a": grant_id,
+            "g": genome,
+            "x": int(time.time()) + settings.block_ttl,
+        }
+        return ctx.url(ctx.signer.sign(payload))
+
+    def ranges_ticket(
+        cred: Credential, d: access.Decision, genome: str, f: File, req: TicketRequest
+    ) -> tuple[list[dict[str, str]], int]:
+        """Byte ranges of the stored file (whole-genome grants)."""
+        make = cram_ticket if f.type == "cram" else vcf_ticket
+        t = make(Path(f.path), req.spans, header_only=req.header_only)
+        size = Path(f.path).stat().st_size
+        assert d.grant_id is not None
+        urls = [
+            {"url": sign(cred, d.grant_id, genome, {"k": "file", "f": f.id, "s": r.start,
+                                                     "e": r.end, "n": size}),
+             "class": r.cls}
+            for r in t.ranges
+        ]  # fmt: skip
+        data = "data:application/octet-stream;base64," + base64.b64encode(t.eof).decode()
+        urls.append({"url": data, "class": "header" if req.header_only else "body"})
+        return urls, sum(r.end - r.start for r in t.ranges) + len(t.eof)
+
+    def slice_ticket(
+        cred: Credential, d: access.Decision, genome: str, f: File, req: TicketRequest
+    ) -> tuple[list[dict[str, str]], int]:
+        """A slice of only the requested regions' records (region-limited grants)."""
         try:
-            principal = ctx.principal_of(request)
-            who = f"principal:{principal.name}"
-            if not GENOME_ID.match(genome):
-                raise HtsgetError("InvalidInput", "not a valid id")
-            regions, header_only, fmt = parse(params)
-            kind, default = ("cram", "CRAM") if endpoint == "reads" else ("vcf", "VCF")
-            fmt = fmt or ("BAM" if endpoint == "reads" else "VCF")
-            if fmt != default:
-                raise HtsgetError(
-                    "UnsupportedFormat", f"{fmt}: this server stores and serves {default}"
-                )
-            with catalog.session() as s:
-                known = s.scalars(select(Genome.id).where(Genome.name == genome)).first()
-            if known is None:
-                raise HtsgetError("NotFound", f"no genome {genome}")
-            for name, start, end in regions:
-                try:
-                    d = access.authorize(catalog, principal, genome, name, start, end)
-                except InputError as exc:
-                    raise HtsgetError("InvalidInput", str(exc)) from None
-                if not d.allowed:
-                    code = "NotFound" if d.http_status == 404 else "PermissionDenied"
-                    raise HtsgetError(code, d.reason)
-            f, controller = ctx.locate(genome, kind)
-            path = Path(f.path)
-            tickets: list[Ticket] = []
-            for name, start, end in regions:
-                make = cram_ticket if kind == "cram" else vcf_ticket
-                tickets.append(make(path, name, start, end, header_only=header_only))
-        except TicketError as exc:
-            return ctx.refuse(request, who, genome, HtsgetError(exc.error, str(exc)))
-        except HtsgetError as exc:
-            return ctx.refuse(request, who, genome, exc)
-        merged = union([r for t in tickets for r in t.ranges])  # across regions, in file order
+            path = slices.get(f, req.spans, req.header_only)
+        except UnknownReference as exc:
+            raise HtsgetError("NotFound", str(exc)) from None
+        except VaultError as exc:
+            raise HtsgetError("InternalError", f"the slice could not be made: {exc}") from None
         size = path.stat().st_size
-        expiry = int(time.time()) + settings.block_ttl
-        urls = []
-        for r in merged:
-            token = ctx.signer.sign(
-                {
-                    "f": f.id,
-                    "s": r.start,
-                    "e": r.end,
-                    "n": size,
-                    "p": principal.id,
-                    "g": genome,
-                    "x": expiry,
-                }
-            )
-            urls.append({"url": f"{settings.base_url}/blocks/{token}", "class": r.cls})
-        eof = tickets[0].eof
-        urls.append(
-            {
-                "url": "data:application/octet-stream;base64," + base64.b64encode(eof).decode(),
-                "class": "body",
-            }
-        )
-        if header_only:
-            urls[-1]["class"] = "header"
-        nbytes = sum(r.end - r.start for r in merged) + len(eof)
+        cls = "header" if req.header_only else "body"
+        assert d.grant_id is not None
+        urls = [
+            {"url": sign(cred, d.grant_id, genome, {"k": "slice", "r": path.name, "s": r.start,
+                                                     "e": r.end, "n": size}),
+             "class": cls}
+            for r in union([ByteRange(0, size, cls)])
+        ]  # fmt: skip
+        return urls, size
+
+    async def ticket(request: Request, genome: str, endpoint: str, post: bool) -> JSONResponse:
+        try:
+            cred = ctx.authenticate(request)
+        except HtsgetError as exc:
+            return ctx.refuse_anonymous(request, exc)
+        try:
+            params.check_genome_id(genome)
+            if post:
+                body = await params.read_json(request, settings.limits)
+                req = params.from_body(body, endpoint, settings.limits)
+            else:
+                q = request.query_params
+                repeated = len(q.keys()) != len(set(q.keys()))
+                req = params.from_query(q, repeated, endpoint)
+            d = decide(ctx, cred, genome, req)
+            if not d.allowed:
+                raise denied(d, genome)
+            f, controller = ctx.locate(genome, KINDS[endpoint])
+            if d.limited:  # slicing runs samtools: off the event loop
+                urls, nbytes = await run_in_threadpool(slice_ticket, cred, d, genome, f, req)
+            else:  # bounded: at most `max_regions` regions over a cached index
+                urls, nbytes = ranges_ticket(cred, d, genome, f, req)
+        except TicketError as exc:
+            return ctx.refuse(request, who(cred), genome, HtsgetError(exc.error, str(exc)))
+        except HtsgetError as exc:
+            return ctx.refuse(request, who(cred), genome, exc)
         audit.record(
             catalog,
-            actor=who,
+            actor=who(cred),
             event="access",
             genome=genome,
             controller=controller or None,
             detail={
                 "kind": "ticket",
                 "endpoint": endpoint,
-                "regions": [{"referenceName": n, "start": s0, "end": e0} for n, s0, e0 in regions],
-                "class": "header" if header_only else "full",
+                "regions": [
+                    {"referenceName": s.name, "start": s.start, "end": s.end} for s in req.spans
+                ],
+                "class": "header" if req.header_only else "full",
+                "slice": d.limited,
+                "grant": d.grant_id,
                 "bytes": nbytes,
                 "outcome": "granted",
             },
         )
-        body = {"htsget": {"format": default, "urls": urls}}
-        return JSONResponse(body, media_type=HTSGET_JSON)
+        body = {"htsget": {"format": req.format, "urls": urls}}
+        return JSONResponse(body, media_type=HTSGET_JSON, headers=NO_STORE)
 
     @api.get("/reads/service-info")
     def reads_info() -> JSONResponse:
@@ -194,28 +193,20 @@ def router(ctx: Context) -> APIRouter:
     def variants_info() -> JSONResponse:
         return JSONResponse(service_info("variants", ["VCF"]))
 
-    # tickets are short CPU-bound work (index lookup, catalog queries): answered on the event
-    # loop rather than handed to a thread, which measured faster under concurrency (bench)
     @api.get("/reads/{genome}")
     async def reads_get(genome: str, request: Request) -> JSONResponse:
-        return ticket(request, genome, _get_params(request), "reads")
+        return await ticket(request, genome, "reads", post=False)
 
     @api.get("/variants/{genome}")
     async def variants_get(genome: str, request: Request) -> JSONResponse:
-        return ticket(request, genome, _get_params(request), "variants")
+        return await ticket(request, genome, "variants", post=False)
 
     @api.post("/reads/{genome}")
     async def reads_post(genome: str, request: Request) -> JSONResponse:
-        params = await _post_params(request)
-        if isinstance(params, HtsgetError):
-            return error_response(params)
-        return ticket(request, genome, params, "reads")
+        return await ticket(request, genome, "reads", post=True)
 
     @api.post("/variants/{genome}")
     async def variants_post(genome: str, request: Request) -> JSONResponse:
-        params = await _post_params(request)
-        if isinstance(params, HtsgetError):
-            return error_response(params)
-        return ticket(request, genome, params, "variants")
+        return await ticket(request, genome, "variants", post=True)
 
     return api
