@@ -1,13 +1,20 @@
-"""Shared fixtures: catalogs on both backends, small storage trees, running the real CLI."""
+"""Shared fixtures: catalogs on both backends, small storage trees, running the real CLI.
+
+Outside resources (the PostgreSQL server, `../shared/data`, Debian's samtools) are skipped with
+the reason where they are absent, except in CI (`CI=true`), where a missing one is a failure:
+tests must never vanish from CI without a word.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,7 +22,35 @@ from sqlalchemy import create_engine, text
 from wgsvault.catalog import Catalog, open_catalog
 
 PG_URL = os.environ.get("WGSVAULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: the shared data beside the project (`../shared/data`), or where WGSVAULT_SHARED says
+SHARED = Path(
+    os.environ.get("WGSVAULT_SHARED") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose outside resource is absent; in CI (`CI=true`) fail it instead."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a missing resource is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def shared(*parts: str) -> Path:
+    """A file or folder of the shared data; unavailable (skip, or fail in CI) when absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        unavailable(f"shared data absent: {path}")
+    return path
+
+
+@pytest.fixture
+def system_samtools() -> str:
+    """Debian's samtools (its own htslib): an independent client of what the vault writes."""
+    found = shutil.which("samtools")
+    if found is None:
+        unavailable("Debian samtools is not installed (apt-get install samtools)")
+    return found
 
 
 def _pg_admin_url() -> str:
@@ -40,7 +75,7 @@ _PG = pg_available()
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for one test (skipped where no server is reachable)."""
     if not _PG:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+        unavailable(f"PostgreSQL not reachable at {PG_URL}")
     name = f"wgsvault_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,12 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build_estate(base: Path, url: str, policy: str = "B") -> Estate:
-    """Two regional genomes of real files (G1 with CRAM, G2 without) and a national copy of G1."""
+def build_estate(
+    base: Path, url: str, policy: str = "B", prepare: Callable[[Path, Path], None] | None = None
+) -> Estate:
+    """Two regional genomes of real files (G1 with CRAM, G2 without) and a national copy of G1.
+
+    `prepare(root, reference)` may change the estate before it is scanned and planned."""
     root, home = base / "estate", base / "home"
     ref = write_reference(base / "ref" / "ref.fa", seed=31)
     g1 = write_genome(root / "region-east" / "G1", "G1", ref, seed=1, n_pairs=300)
@@ -58,6 +63,8 @@ def build_estate(base: Path, url: str, policy: str = "B") -> Estate:
     nat.mkdir(parents=True)
     for p in (g1.cram, Path(f"{g1.cram}.crai"), g1.vcf, Path(f"{g1.vcf}.tbi")):
         shutil.copy2(p, nat / p.name)
+    if prepare is not None:
+        prepare(root, ref)
     cat = open_catalog(url)
     reg = Registry(cat, home / "refs")
     reg.add(ref, "synth31")

@@ -21,10 +21,7 @@ from wgsvault.codec.verify import record_checksums
 from wgsvault.demo.synth import GenomeFiles, write_genome, write_reference
 from wgsvault.errors import InputError
 
-from conftest import SHARED
-
-REAL = SHARED / "real"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real absent")
+from conftest import shared
 
 
 def plain(path: Path) -> bytes:
@@ -80,9 +77,9 @@ def test_single_end_fastq(genome: GenomeFiles, registry: Registry, tmp_path: Pat
     assert back.name == "se.fastq" and back.read_bytes() == plain(genome.fastq_r1)
 
 
-@needs_real
 def test_real_reads_with_mate_suffixes(registry: Registry, tmp_path: Path) -> None:
-    r1, r2 = REAL / "NA12878_chr20_region_R1.fastq.gz", REAL / "NA12878_chr20_region_R2.fastq.gz"
+    real = shared("real")
+    r1, r2 = real / "NA12878_chr20_region_R1.fastq.gz", real / "NA12878_chr20_region_R2.fastq.gz"
     out = tmp_path / "na.cram"
     res = convert_fastq(r1, r2, out, profile="normal")
     assert res.proof["recipe"]["suffix"] is True
@@ -108,10 +105,10 @@ def test_bam_to_cram_keeps_every_record(
         assert a.header.to_dict()["RG"] == b.header.to_dict()["RG"]
 
 
-@needs_real
 def test_real_bam_without_m5(registry: Registry, tmp_path: Path) -> None:
-    registry.add(REAL / "chr20_region.fa", "hg19-chr20")
-    bam = REAL / "NA12878_chr20_region.bam"
+    real = shared("real")
+    registry.add(real / "chr20_region.fa", "hg19-chr20")
+    bam = real / "NA12878_chr20_region.bam"
     out = tmp_path / "na.cram"
     res = convert_bam(bam, out, registry=registry, build="hg19-chr20", profile="archive")
     assert res.proof["checks"]["record_checksums"]["original"]["count"] == "973"
@@ -119,16 +116,16 @@ def test_real_bam_without_m5(registry: Registry, tmp_path: Path) -> None:
         assert fh.header.to_dict()["SQ"][0]["M5"] == registry.get("hg19-chr20").sequences[0].md5  # type: ignore[union-attr]
 
 
-@needs_real
 def test_real_reference_mismatch_refused(registry: Registry, tmp_path: Path) -> None:
+    real = shared("real")
     # the shared chr17 reference is 4,200 bp: its length does not match the BAM header's 17
     fa = tmp_path / "17.fa"
-    with pysam.FastaFile(str(REAL / "1000G_chr17_ref.fa")) as f:
+    with pysam.FastaFile(str(real / "1000G_chr17_ref.fa")) as f:
         fa.write_text(f">1\n{f.fetch(f.references[0])}\n")
     registry.add(fa, "short17")
     with pytest.raises(InputError, match="has length 249250621, reference build short17 has 4200"):
         convert_bam(
-            REAL / "1000G_chr17_1.bam", tmp_path / "x.cram", registry=registry, build="short17"
+            real / "1000G_chr17_1.bam", tmp_path / "x.cram", registry=registry, build="short17"
         )
     assert list(tmp_path.glob("x.cram*")) == [] and leftovers(tmp_path) == []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,8 +18,6 @@ from wgsvault import access, audit
 from wgsvault.serve import Settings, create_app
 
 from served import Store, build_store, free_port, running
-
-SYSTEM_SAMTOOLS = shutil.which("samtools")
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +109,14 @@ def test_variants_region(served: Store, tmp_path: Path) -> None:
         assert {(v.pos, v.alts) for v in want.fetch("chrS", 10000, 20000)} <= have
 
 
-@pytest.mark.skipif(SYSTEM_SAMTOOLS is None, reason="Debian samtools not installed")
-def test_debian_samtools_reads_the_ticket(served: Store, tmp_path: Path) -> None:
+def test_debian_samtools_reads_the_ticket(
+    served: Store, tmp_path: Path, system_samtools: str
+) -> None:
     """samtools from Debian (its own htslib) follows the htsget ticket itself."""
     url = f"{served.base}/reads/NGC1?format=CRAM&referenceName=chrS&start=20000&end=21000"
     env = served.samtools_env(tmp_path, "clinician")
     res = subprocess.run(
-        [SYSTEM_SAMTOOLS, "view", url], env=env, capture_output=True, text=True, timeout=60
+        [system_samtools, "view", url], env=env, capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0, res.stderr
     recs = [ln.split("\t") for ln in res.stdout.splitlines()]
@@ -128,7 +126,7 @@ def test_debian_samtools_reads_the_ticket(served: Store, tmp_path: Path) -> None
         if f[2] == "chrS" and int(f[3]) - 1 < 21000 and int(f[3]) - 1 + 150 > 20000
     ]
     want = subprocess.run(
-        [SYSTEM_SAMTOOLS, "view", str(served.cram), "chrS:20001-21000"],
+        [system_samtools, "view", str(served.cram), "chrS:20001-21000"],
         env=env,
         capture_output=True,
         text=True,

@@ -37,7 +37,6 @@ from wgsvault.serve.params import Limits
 
 from served import REGION, Store, build_store, free_port, running
 
-SYSTEM_SAMTOOLS = shutil.which("samtools")
 G_LO, G_HI = 10000, 20000  # the researcher's grant, htsget coordinates
 
 
@@ -108,13 +107,14 @@ def test_region_grant_serves_only_the_region_reads(store: Store, tmp_path: Path)
     assert "@PG" not in header and "UR:" not in header and "@CO" not in header
 
 
-@pytest.mark.skipif(SYSTEM_SAMTOOLS is None, reason="Debian samtools not installed")
-def test_debian_samtools_decodes_only_the_granted_region(store: Store, tmp_path: Path) -> None:
+def test_debian_samtools_decodes_only_the_granted_region(
+    store: Store, tmp_path: Path, system_samtools: str
+) -> None:
     env = store.samtools_env(tmp_path, "researcher")
     lo, hi = 12000, 12500
     url = f"{store.base}/reads/NGC1?format=CRAM&referenceName=chrS&start={lo}&end={hi}"
     res = subprocess.run(
-        [SYSTEM_SAMTOOLS, "view", "-h", url], env=env, capture_output=True, text=True, timeout=60
+        [system_samtools, "view", "-h", url], env=env, capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
@@ -127,7 +127,7 @@ def test_debian_samtools_decodes_only_the_granted_region(store: Store, tmp_path:
     assert not any("UR:" in h or h.startswith("@CO") for h in header)
     assert not any(h.startswith("@PG") and "wgsvault" in h for h in header)  # only samtools' own
     outside = subprocess.run(
-        [SYSTEM_SAMTOOLS, "view", url.replace(f"start={lo}&end={hi}", "start=1&end=500")],
+        [system_samtools, "view", url.replace(f"start={lo}&end={hi}", "start=1&end=500")],
         env=env,
         capture_output=True,
         text=True,

@@ -1,10 +1,16 @@
 """Fault injection for the crash-safety tests of apply (inactive unless the environment asks).
 
-`point(name)` marks a place where a crash must be survivable: before and after conversions,
-proofs, catalog commits and quarantine moves. With `WGSVAULT_FAULT_AT=N` the process kills itself
-(SIGKILL: no cleanup, no finally blocks) at the N-th point it passes; with
-`WGSVAULT_FAULT=enospc@NAME` the point named NAME raises `OSError(ENOSPC)` as a full disk would.
-`WGSVAULT_FAULT_LOG=FILE` appends each point's name, so a test can count the points of a run.
+`point(name, where)` marks a place where a crash must be survivable: before and after
+conversions, proofs, catalog commits and quarantine moves. A point's full name is `name@where`
+(`where` says which action or file, e.g. `convert:proven@G2.cram`), stable across estates built
+alike, so a test can aim a kill at one exact point:
+
+* `WGSVAULT_FAULT_AT=NAME@WHERE`: the process kills itself (SIGKILL: no cleanup, no finally
+  blocks) when it reaches that point;
+* `WGSVAULT_FAULT=enospc@NAME`: every point called NAME raises `OSError(ENOSPC)` as a full disk
+  would;
+* `WGSVAULT_FAULT_LOG=FILE`: each point's full name is appended, so a test can list the points of
+  a run in order.
 """
 
 from __future__ import annotations
@@ -13,21 +19,15 @@ import errno
 import os
 import signal
 
-_count = 0
 
-
-def point(name: str) -> None:
+def point(name: str, where: str = "") -> None:
     """A crash-survivable point in apply; a no-op in production."""
-    global _count
+    full = f"{name}@{where}"
     log = os.environ.get("WGSVAULT_FAULT_LOG")
     if log:
         with open(log, "a") as fh:
-            fh.write(name + "\n")
-    at = os.environ.get("WGSVAULT_FAULT_AT")
-    if at:
-        _count += 1
-        if _count == int(at):
-            os.kill(os.getpid(), signal.SIGKILL)
-    fault = os.environ.get("WGSVAULT_FAULT", "")
-    if fault == f"enospc@{name}":
+            fh.write(full + "\n")
+    if os.environ.get("WGSVAULT_FAULT_AT") == full:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("WGSVAULT_FAULT", "") == f"enospc@{name}":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)

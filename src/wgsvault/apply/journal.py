@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +28,13 @@ Action = dict[str, Any]
 def quarantine_step(path: Path) -> str:
     """The journal step of one file's quarantine move (paths are too long for a step name)."""
     return "quarantine:" + hashlib.sha1(str(path).encode()).hexdigest()[:16]
+
+
+def where(a: Action, extra: str = "") -> str:
+    """Which action a fault point is at: genome, unit name and action (stable across estates,
+    unlike action ids, which derive from full paths), and optionally which file."""
+    at = f"{a['genome']}/{PurePath(a['unit']).name}/{a['action']}"
+    return f"{at}/{extra}" if extra else at
 
 
 class Journal:
@@ -76,7 +83,9 @@ class Journal:
         """Commit that `step` starts, before it runs."""
         with self.cat.session() as s:
             self.write(s, a, step, "started", detail)
-        faults.point(f"{step}:started")
+        kind, _, _ = step.partition(":")  # quarantine steps: one per file
+        extra = PurePath(str((detail or {}).get("path", ""))).name if kind != step else ""
+        faults.point(f"{kind}:started", where(a, extra))
 
     def audit(self, s: Session, a: Action, event: str, detail: dict[str, Any]) -> None:
         """An audit entry of an action, in the caller's transaction."""
@@ -104,4 +113,4 @@ class Journal:
         """An action that is done: every step of it finished."""
         with self.cat.session() as s:
             self.write(s, a, "action", "done", detail)
-        faults.point("action:done")
+        faults.point("action:done", where(a))

@@ -20,9 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wgsvault.apply.journal import Action, Journal
+from sqlalchemy import select
+
+from wgsvault import faults
+from wgsvault.apply.journal import Action, Journal, where
 from wgsvault.apply.register import data_files, register
 from wgsvault.catalog import Catalog
+from wgsvault.catalog.models import File
 from wgsvault.codec.covers import verify_covers
 from wgsvault.codec.htslib import check_magic, reference_env
 from wgsvault.codec.refs import Registry
@@ -30,7 +34,7 @@ from wgsvault.codec.sidecar import SUFFIX as SIDECAR_SUFFIX
 from wgsvault.codec.verify import prove_alignment
 from wgsvault.errors import IntegrityError
 from wgsvault.fsutil import clear_leftovers
-from wgsvault.inventory.digest import sha256_file
+from wgsvault.inventory.digest import sha256_path
 
 
 def unit_stem(a: Action) -> str:
@@ -53,12 +57,35 @@ class Prover:
         self.converted = converted  # source unit -> the CRAM that replaced it (this run)
         self.to_convert = to_convert  # units this plan converts
 
+    def unit_files(self, key: str) -> list[Path]:
+        """The data files of a unit as they are now: what a conversion of this run made of it,
+        else its present catalogued files (a FASTQ pair's two, R1 first), else the key itself."""
+        if key in self.converted:
+            return [Path(self.converted[key])]
+        with self.cat.session() as s:
+            rows = s.execute(
+                select(File.path, File.read_no)
+                .where(File.unit == key, File.type != "index", File.status == "present")
+                .order_by(File.read_no, File.path)
+            ).all()
+        return [Path(p) for p, _ in rows] or [Path(key)]
+
     def evidence(self, pc: dict[str, Any]) -> list[Path]:
-        """The files a precondition's evidence names, as they are now."""
-        for e in pc.get("evidence", []):
+        """The files of the unit a precondition's evidence ends with: the unit that stays.
+
+        The evidence names the unit the planner found and, when that unit itself goes in favour
+        of an identical copy (scenario C: a regional CRAM the national database holds), the copy
+        last: what is proven against is the copy that stays, wherever the plan has got to.
+        """
+        keys = pc.get("evidence", [])
+        for e in keys:
             if e in self.to_convert and e not in self.converted:
+                # the evidence is what a conversion of this plan makes, and it has not been made:
+                # the original it comes from is no substitute (it goes once converted)
                 raise IntegrityError(f"{e}: waits for its conversion, which has not succeeded")
-        paths = [Path(self.converted.get(e, e)) for e in pc.get("evidence", [])]
+        if not keys:
+            return []
+        paths = self.unit_files(keys[-1])
         for p in paths:
             if not p.exists():
                 raise IntegrityError(f"{p}: the evidence this action depends on is missing")
@@ -73,8 +100,11 @@ class Prover:
             shown += [str(p) for p in ev]
             check = pc.get("check")
             if check == "sha256":
-                for original, copy in zip(data, ev, strict=False):
-                    h1, h2 = sha256_file(str(original)), sha256_file(str(copy))
+                if len(ev) != len(data):
+                    missing = f"its copy has {len(ev)} files, not {len(data)}"
+                    raise IntegrityError(f"{data[0]}: {missing}")
+                for original, copy in zip(data, ev, strict=True):  # files, or run folders
+                    h1, h2 = sha256_path(str(original)), sha256_path(str(copy))
                     if h1 != h2:
                         raise IntegrityError(f"{original}: differs from {copy} (sha256); kept")
             elif check == "verify-covers":
@@ -89,6 +119,7 @@ class Prover:
                         )
             else:
                 raise IntegrityError(f"{data[0]}: precondition {pc['kind']} cannot be proven")
+            faults.point("prove:checked", where(a, str(check or pc["kind"])))
         return shown
 
     def covers(self, a: Action, fastqs: list[Path], cram: Path) -> None:
@@ -104,7 +135,6 @@ class Prover:
             rep = verify_covers(fastqs, cram, sidecar=sidecar, keep_order=True)
         if not rep.covered:
             raise IntegrityError(f"{cram}: does not cover {fastqs[0].name}: {rep.reason}")
-        register(
-            self.cat, self.journal, a, sidecar, "other", {"kind": "covers", **rep.to_dict()},
-            "sidecar",
-        )
+        faults.point("covers:proven", where(a))  # the sidecar is written, not yet registered
+        proof = {"kind": "covers", **rep.to_dict()}
+        register(self.cat, self.journal, a, sidecar, "other", proof, "sidecar", like=cram)

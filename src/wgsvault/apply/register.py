@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wgsvault import faults
-from wgsvault.apply.journal import Action, Journal
+from wgsvault.apply.journal import Action, Journal, where
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import File, Proof, Root
 from wgsvault.errors import IntegrityError
@@ -73,11 +73,16 @@ def register(
     ftype: str,
     proof: dict[str, Any],
     event: str,
+    like: Path | None = None,
 ) -> int:
-    """Record a file the vault wrote for action `a`, with its proof (idempotent); its size."""
+    """Record a file the vault wrote for action `a`, with its proof (idempotent); its size.
+
+    The new row takes the root, controller and genome of the file `like` (default: the action's
+    first data file): a sidecar belongs with the CRAM it completes, wherever that is kept.
+    """
     st = os.stat(path)
     sha = proof.get("output", {}).get("sha256") or sha256_file(str(path))
-    src = Path(data_files(a)[0]["path"])
+    src = like or Path(data_files(a)[0]["path"])
     with catalog.session() as s:
         orig = s.scalars(select(File).where(File.path == str(src))).first()
         root = s.get(Root, orig.root_id) if orig is not None else None
@@ -114,7 +119,7 @@ def register(
                 "proof": proof.get("kind", event),
             },
         )
-    faults.point(f"{event}:registered")
+    faults.point(f"{event}:registered", where(a))
     return st.st_size
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from wgsvault import faults
-from wgsvault.apply.journal import Action, Journal, quarantine_step
+from wgsvault.apply.journal import Action, Journal, quarantine_step, where
 from wgsvault.apply.prove import Prover, unit_stem
 from wgsvault.apply.quarantine import DEFAULT_DAYS, move, target_for
 from wgsvault.apply.register import data_files, register, register_beside
@@ -182,9 +182,9 @@ class GenomeRunner:
                     paths = [Path(f["path"]) for f in data]
                     res = convert_fastq(paths[0], paths[1] if len(paths) > 1 else None, out)
                 proof = res.proof
-                faults.point("convert:landed")
+                faults.point("convert:landed", where(a))
             new = register(self.cat, self.journal, a, out, "cram", proof, "convert")
-            register_beside(self.cat, out)
+        register_beside(self.cat, out)  # idempotent: also after a kill right after registering
         self.converted[a["unit"]] = str(out)
         self.res.bytes_written += new
         freed = self._quarantine_all(a)
@@ -213,7 +213,7 @@ class GenomeRunner:
             with self.cat.session() as s:
                 self.journal.write(s, a, "prove", "done", {"evidence": evidence})
                 self.journal.audit(s, a, "verify", {"outcome": "proven", "evidence": evidence})
-            faults.point("prove:done")
+            faults.point("prove:done", where(a))
         freed = self._quarantine_all(a)
         self.journal.finish(a, {"bytes_freed": freed})
         return freed
@@ -239,7 +239,7 @@ class GenomeRunner:
         if not (prior and prior[0] == "started" and dst.exists() and not src.exists()):
             self.journal.started(a, step, {"path": str(src), "to": str(dst)})
             move(src, dst)
-            faults.point("quarantine:moved")
+            faults.point("quarantine:moved", where(a, src.name))
         now = dt.datetime.now(dt.UTC)
         with self.cat.session() as s:
             s.add(
@@ -267,5 +267,5 @@ class GenomeRunner:
                 "quarantine",
                 {"path": str(src), "to": str(dst), "size": int(f["size"]), "sha256": sha},
             )
-        faults.point("quarantine:recorded")
+        faults.point("quarantine:recorded", where(a, src.name))
         return int(f["size"])

@@ -121,13 +121,13 @@ def convert_fastq(
         )
         _add_recipe(raw, tmp, fmt, inputs)
         raw.unlink()
-        faults.point("convert:encoded")
+        faults.point("convert:encoded", out.name)
         t1 = time.perf_counter()
         proof = prove_fastq(inputs, tmp, fmt, threads=threads, originals=originals)
         t2 = time.perf_counter()
         proof["conversion"] = {"profile": profile, "seconds": round(t1 - t0, 3)}
         proof["output"]["path"] = str(out.resolve())
-        faults.point("convert:proven")
+        faults.point("convert:proven", out.name)
         _land(tmp, out, proof, index=False)
     return Converted(out, proof, t1 - t0, t2 - t1)
 
@@ -180,7 +180,7 @@ def convert_bam(
             threads=threads,
         )
         htslib.run(["index", str(tmp)], cache=registry.cache, what=f"{tmp}: samtools index")
-        faults.point("convert:encoded")
+        faults.point("convert:encoded", out.name)
         t1 = time.perf_counter()
         proof = prove_alignment(
             bam, tmp, registry=registry, build=build, threads=threads, original_sums=original_sums
@@ -190,6 +190,6 @@ def convert_bam(
             raise IntegrityError(f"{out}: conversion of {bam} not proven: {proof['failure']}")
         proof["conversion"] = {"profile": profile, "seconds": round(t1 - t0, 3)}
         proof["output"]["path"] = str(out.resolve())
-        faults.point("convert:proven")
+        faults.point("convert:proven", out.name)
         _land(tmp, out, proof, index=True)
     return Converted(out, proof, t1 - t0, t2 - t1)

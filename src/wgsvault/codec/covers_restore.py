@@ -108,6 +108,9 @@ def restore_fastq(
         else [f"{out_prefix.name}{suffix}"]
     )
     outs = [out_prefix.parent / n for n in names]
+    for o in outs:
+        if o.exists() or o.is_symlink():
+            raise InputError(f"{o}: exists already; refusing to overwrite")
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.restore.", dir=out_prefix.parent))
     writers: list[_FastqOut] = []

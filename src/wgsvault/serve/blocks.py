@@ -9,9 +9,9 @@ until an expiry. Each use is checked again, in this order:
    unrevoked and unexpired, the grant unrevoked, unexpired and still covering the genome (else
    401 or 403, audited as that principal's refusal), so a revocation takes effect at the next
    block, not when the URL expires;
-3. the file: still present in the catalog with the size the ticket saw (a stored file that
-   changed since is refused), or a slice / restored file that still exists inside the service's
-   own directories (names are bare file names, resolved and checked to stay inside).
+3. the file: still present in the catalog with the size and mtime the ticket saw (a stored file
+   that changed since is refused), or a slice / restored file that still exists inside the
+   service's own directories (names are bare file names, resolved and checked to stay inside).
 
 Then the range is audited and streamed.
 """
@@ -103,7 +103,13 @@ def router(ctx: Context, slices: SliceCache) -> APIRouter:
             path, what = locate(p)
         except (ValueError, KeyError, TypeError):
             return ctx.refuse(request, actor, genome, HtsgetError("InvalidInput", "bad block URL"))
-        if path is None or not path.exists() or path.stat().st_size != size:
+        st = path.stat() if path is not None and path.exists() else None
+        if (
+            path is None
+            or st is None
+            or st.st_size != size
+            or int(p.get("m", st.st_mtime_ns)) != st.st_mtime_ns
+        ):
             gone = "the file changed since the ticket; ask for a new one"
             return ctx.refuse(request, actor, genome, HtsgetError("NotFound", gone))
         detail = {**what, "start": start, "end": end, "grant": grant_id}

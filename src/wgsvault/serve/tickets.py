@@ -104,11 +104,12 @@ def router(ctx: Context, slices: SliceCache) -> APIRouter:
         """Byte ranges of the stored file (whole-genome grants)."""
         make = cram_ticket if f.type == "cram" else vcf_ticket
         t = make(Path(f.path), req.spans, header_only=req.header_only)
-        size = Path(f.path).stat().st_size
+        st = Path(f.path).stat()
         assert d.grant_id is not None
         urls = [
             {"url": sign(cred, d.grant_id, genome, {"k": "file", "f": f.id, "s": r.start,
-                                                     "e": r.end, "n": size}),
+                                                     "e": r.end, "n": st.st_size,
+                                                     "m": st.st_mtime_ns}),
              "class": r.cls}
             for r in t.ranges
         ]  # fmt: skip
