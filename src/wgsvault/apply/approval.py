@@ -82,6 +82,7 @@ def approve(
     if not by.strip() or not reference.strip():
         raise InputError("approve: --by and --reference must name the person and the case")
     digest, ids = controller_digest(plan.actions, controller)
+    mine = set(ids)
     with catalog.session() as s:
         old = s.scalars(
             select(Approval).where(
@@ -110,7 +111,7 @@ def approve(
                 "actions": len(ids),
                 "reference": reference,
                 "bytes": sum(
-                    int(a["expected_bytes_freed"]) for a in plan.actions if a["id"] in set(ids)
+                    int(a["expected_bytes_freed"]) for a in plan.actions if a["id"] in mine
                 ),
             },
         )

@@ -38,9 +38,11 @@ def apply_genome(task: GenomeTask) -> GenomeResult:
     try:
         # the lock names the process doing the work (a Slurm job's node and pid, not the submitter)
         locks = GenomeLocks(cat, f"{socket.gethostname()}:{os.getpid()}:{task.holder}")
-        holder = locks.acquire(task.genome)
-        if holder is not None:
-            return GenomeResult(task.genome, locked_by=holder)
+        deadline = time.monotonic() + task.wait_lock
+        while (holder := locks.acquire(task.genome)) is not None:
+            if time.monotonic() >= deadline:
+                return GenomeResult(task.genome, locked_by=holder)
+            time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
         try:
             with locks.beating(task.genome):
                 return GenomeRunner(cat, Registry(cat, Path(task.refs_root)), task).run()
@@ -84,7 +86,8 @@ def apply_plan(
     plan = load_plan(plan_path)
     ready = [a for a in plan.actions if a["status"] == "ready"]
     if genomes:
-        ready = [a for a in ready if a["genome"] in set(genomes)]
+        wanted = set(genomes)
+        ready = [a for a in ready if a["genome"] in wanted]
     require_approval(catalog, plan, sorted({a["controller"] or "(unassigned)" for a in ready}))
     executor = executor or LocalExecutor()
     with catalog.session() as s:
