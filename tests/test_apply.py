@@ -17,7 +17,6 @@ import pytest
 from wgsvault import audit
 from wgsvault.apply import apply_plan
 from wgsvault.apply.approval import approve
-from wgsvault.apply.executors import SlurmExecutor
 from wgsvault.apply.quarantine import purge, undo
 from wgsvault.catalog import Catalog, open_catalog
 from wgsvault.catalog.models import File, Quarantine
@@ -234,17 +233,6 @@ def test_undo_and_purge(estate: Estate) -> None:
     assert not list((e.root / ".wgsvault-quarantine").rglob("G2.bam"))
     assert (e.root / "region-east" / "G1" / "G1.bam").exists()  # undone, not purged
     assert audit.verify(e.catalog).ok
-
-
-def test_slurm_executor_path(tmp_path: Path) -> None:
-    """The submitit executor runs the same per-genome tasks (local cluster: no Slurm needed)."""
-    e = build_estate(tmp_path, f"sqlite:///{tmp_path / 'c.sqlite'}")
-    approve_all(e)
-    ex = SlurmExecutor(folder=tmp_path / "submitit", cluster="local", poll_seconds=0.2)
-    s = apply_plan(e.catalog, e.plan, registry=e.registry, actor="test", executor=ex)
-    assert s.failed == {} and s.done > 0
-    check_intact(e)
-    e.catalog.close()
 
 
 def test_concurrent_applies_do_not_overlap(tmp_path: Path, pg_database: str) -> None:

@@ -32,11 +32,24 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SlurmSite(StrictModel):
+    """How this site's Slurm cluster takes the vault's jobs (`[slurm]` in `config.toml`)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    max_running: int = Field(256, gt=0)  # array tasks of a run running at once
+    max_attempts: int = Field(3, gt=0)  # tries per genome before a run gives it up
+    folder: Path | None = None  # job logs and pickles; default <vault home>/slurm (shared!)
+    extra: dict[str, str] = Field(default_factory=dict)  # further sbatch options
+
+
 class SiteConfig(StrictModel):
-    """Site figures used by reports (`config.toml` in the vault home)."""
+    """Site figures used by reports, and the cluster (`config.toml` in the vault home)."""
 
     price_dkk_per_tb_year: float = Field(DEFAULT_PRICE_DKK_PER_TB_YEAR, gt=0)
     projection_genomes: int = Field(DEFAULT_PROJECTION_GENOMES, gt=0)
+    slurm: SlurmSite = Field(default_factory=SlurmSite)
 
 
 def vault_home() -> Path:

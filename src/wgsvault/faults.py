@@ -8,7 +8,8 @@ alike, so a test can aim a kill at one exact point:
 * `WGSVAULT_FAULT_AT=NAME@WHERE`: the process kills itself (SIGKILL: no cleanup, no finally
   blocks) when it reaches that point;
 * `WGSVAULT_FAULT=enospc@NAME`: every point called NAME raises `OSError(ENOSPC)` as a full disk
-  would;
+  would; `WGSVAULT_FAULT=sleepSECONDS@NAME` waits there (a job that outlives its time limit),
+  `sleepSECONDSonce@NAME` only in a Slurm job's first run, not after Slurm requeued it;
 * `WGSVAULT_FAULT_LOG=FILE`: each point's full name is appended, so a test can list the points of
   a run in order.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 
 
 def point(name: str, where: str = "") -> None:
@@ -29,5 +31,10 @@ def point(name: str, where: str = "") -> None:
             fh.write(full + "\n")
     if os.environ.get("WGSVAULT_FAULT_AT") == full:
         os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get("WGSVAULT_FAULT", "") == f"enospc@{name}":
+    fault, _, at = os.environ.get("WGSVAULT_FAULT", "").partition("@")
+    if at == name and fault == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+    if at == name and fault.startswith("sleep"):
+        seconds, once = fault[5:].removesuffix("once"), fault.endswith("once")
+        if seconds.isdigit() and not (once and int(os.environ.get("SLURM_RESTART_COUNT") or 0)):
+            time.sleep(int(seconds))

@@ -61,6 +61,10 @@ class GenomeTask:
     actor: str
     holder: str
     quarantine_days: int = DEFAULT_DAYS
+    #: seconds to wait for the genome's lock when another holder has it (0: give up at once).
+    #: A cluster task waits: the holder is then most often an earlier attempt of its own, still
+    #: dying after a time limit or a lost node, whose lock frees when it is gone or stale.
+    wait_lock: float = 0.0
 
 
 @dataclass

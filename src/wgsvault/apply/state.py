@@ -52,4 +52,3 @@ def status(catalog: Catalog, plan_sha: str | None = None) -> list[dict[str, Any]
             }
         )
     return out
-

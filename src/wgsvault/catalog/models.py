@@ -227,9 +227,32 @@ class ApplyRun(Base):
     host: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     executor: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
+    #: running | done | failed (local); submitted | done | incomplete | cancelled (cluster)
+    status: Mapped[str] = mapped_column(String(20), default="running")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    options: Mapped[str | None] = mapped_column(Text)  # JSON: a cluster run's resources, limits
+
+
+class ClusterJob(Base):
+    """One attempt at one genome of a cluster run: a Slurm job (array task) and its state."""
+
+    __tablename__ = "cluster_job"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("apply_run.id"))
+    genome: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(40), index=True)  # "ARRAY_TASK" as Slurm names it
+    cpus: Mapped[int] = mapped_column(Integer)
+    mem_mb: Mapped[int] = mapped_column(Integer)
+    time_min: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(40))  # Slurm's, e.g. PENDING, OUT_OF_MEMORY
+    reason: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str | None] = mapped_column(Text)  # the job's log file
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
+
+    __table_args__ = (Index(None, "run_id", "genome"),)
 
 
 class JournalEntry(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -17,13 +17,11 @@ from rich.table import Table
 from wgsvault import audit
 from wgsvault.apply.runner import GenomeResult
 from wgsvault.cli.common import APPLY, err, open_selected, out
-from wgsvault.config import vault_home
+from wgsvault.config import site_config, vault_home
 from wgsvault.errors import IntegrityError
 from wgsvault.report import render
 
 app = typer.Typer()
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit", rich_help_panel=APPLY)
 
 
 @app.command(rich_help_panel=APPLY)
@@ -44,25 +42,198 @@ def approve(
     )
 
 
+def parse_mem(text: str) -> int:
+    """Slurm's memory syntax (`8G`, `8000M`, `8000` = MB, `1T`) in MB."""
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    t = text.strip().upper().removesuffix("B")
+    unit = t[-1] if t and t[-1] in units else "M"
+    number = t[:-1] if t and t[-1] in units else t
+    try:
+        mb = float(number) * units[unit]
+    except ValueError:
+        raise typer.BadParameter(f"--mem {text!r}: e.g. 8G or 8000M") from None
+    if mb < 1:
+        raise typer.BadParameter(f"--mem {text!r} is too small")
+    return int(mb)
+
+
+def parse_time(text: str) -> int:
+    """Slurm's time syntax (`720`, `12:00:00`, `1-00:00:00`, `30:00`) in whole minutes."""
+    days, _, rest = text.strip().rpartition("-")
+    parts = rest.split(":")
+    try:
+        nums = [int(p) for p in parts]
+        d = int(days) if days else 0
+    except ValueError:
+        raise typer.BadParameter(f"--time {text!r}: e.g. 720, 12:00:00 or 1-00:00:00") from None
+    if len(nums) == 1:
+        minutes = nums[0] if not days else nums[0] * 60  # D-H
+    elif len(nums) == 2:
+        minutes = nums[0] + (nums[1] > 0) if not days else nums[0] * 60 + nums[1]  # M:S, D-H:M
+    else:
+        minutes = nums[0] * 60 + nums[1] + (nums[2] > 0)
+    minutes += d * 24 * 60
+    if minutes < 1:
+        raise typer.BadParameter(f"--time {text!r} is too short")
+    return minutes
+
+
 @app.command(rich_help_panel=APPLY)
 def apply(
-    plan: Annotated[Path, typer.Argument(help="Approved plan JSON")],
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Genomes in parallel")] = 1,
-    executor: Annotated[str, typer.Option(help="local or slurm")] = "local",
-    cluster: Annotated[
-        str | None, typer.Option(help="submitit cluster for --executor slurm (slurm/local/debug)")
-    ] = None,
+    plan: Annotated[Path | None, typer.Argument(help="Approved plan JSON")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Genomes in parallel (local)")] = 1,
+    executor: Annotated[str, typer.Option(help="local, or slurm (returns once submitted)")] = (
+        "local"
+    ),
     quarantine_days: Annotated[int, typer.Option(help="Days before purge may delete")] = 30,
     genome: Annotated[list[str] | None, typer.Option(help="Only these genomes")] = None,
     actor: Annotated[str | None, typer.Option(help="Who runs it (default user@host)")] = None,
+    cpus: Annotated[int | None, typer.Option(help="Slurm: CPUs per genome (default: model)")] = (
+        None
+    ),
+    mem: Annotated[str | None, typer.Option(help="Slurm: memory per genome, e.g. 8G")] = None,
+    time: Annotated[
+        str | None, typer.Option("--time", help="Slurm: time limit per genome, e.g. 12:00:00")
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="Slurm partition")] = None,
+    account: Annotated[str | None, typer.Option(help="Slurm account")] = None,
+    qos: Annotated[str | None, typer.Option(help="Slurm QoS")] = None,
+    max_running: Annotated[
+        int | None, typer.Option(help="Slurm: genomes running at once (array %N)")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Slurm: tries per genome")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Slurm: follow the run to its end")] = False,
+    resume: Annotated[
+        int | None, typer.Option("--resume", help="Slurm: submit again what run N has not done")
+    ] = None,
 ) -> None:
-    """Apply an approved plan: convert, prove, register, quarantine; resumable after any stop."""
+    """Apply an approved plan: convert, prove, register, quarantine; resumable after any stop.
+
+    With --executor slurm the plan is submitted to the cluster as job arrays and the command
+    returns; a supervisor job retries what ran out of memory or time, and `status --run N`,
+    `cancel N` and `apply --resume N` follow, stop and restart the run.
+    """
+    if resume is not None:
+        from wgsvault.apply import cluster
+
+        st = cluster.resume(open_selected(), resume)
+        _print_run(st)
+        if wait:
+            _follow(resume)
+        return
+    if plan is None:
+        raise typer.BadParameter("give the approved PLAN (or --resume RUN)")
+    if executor == "slurm":
+        _submit(plan, genome, actor, quarantine_days, cpus, mem, time, partition, account, qos,
+                max_running, max_attempts, wait)  # fmt: skip
+        return
+    if executor != "local":
+        raise typer.BadParameter(f"--executor {executor}: choose local or slurm")
+    _apply_local(plan, jobs, quarantine_days, genome, actor)
+
+
+def _submit(
+    plan: Path,
+    genome: list[str] | None,
+    actor: str | None,
+    quarantine_days: int,
+    cpus: int | None,
+    mem: str | None,
+    time: str | None,
+    partition: str | None,
+    account: str | None,
+    qos: str | None,
+    max_running: int | None,
+    max_attempts: int | None,
+    wait: bool,
+) -> None:
+    from wgsvault.apply import cluster
+    from wgsvault.codec.refs import Registry
+
+    site = site_config().slurm
+    cat = open_selected()
+    opts = cluster.ClusterOptions(
+        cpus=cpus,
+        mem_mb=parse_mem(mem) if mem else None,
+        time_min=parse_time(time) if time else None,
+        partition=partition or site.partition,
+        account=account or site.account,
+        qos=qos or site.qos,
+        max_running=max_running or site.max_running,
+        max_attempts=max_attempts or site.max_attempts,
+        quarantine_days=quarantine_days,
+        folder=str(site.folder or vault_home() / "slurm"),
+        refs_root=str(Registry(cat).root),
+        extra=dict(site.extra),
+        genomes=genome,
+    )
+    run_id = cluster.submit_plan(cat, plan, actor=actor or audit.default_actor(), options=opts)
+    st = cluster.status(cat, run_id)
+    out.print(
+        f"cluster run {run_id}: {len(st.genomes)} genomes submitted to Slurm (supervisor"
+        f" {st.supervisor.split()[0]}); follow with `wgsvault status --run {run_id}`, stop with"
+        f" `wgsvault cancel {run_id}`, restart with `wgsvault apply --resume {run_id}`",
+        highlight=False,
+    )
+    if wait:
+        _follow(run_id)
+
+
+def _follow(run_id: int) -> None:
+    import time as clock
+
+    from wgsvault.apply import cluster
+
+    cat = open_selected()
+    while True:
+        st = cluster.status(cat, run_id)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(st.counts().items()))
+        err.print(f"run {run_id} {st.status}: {counts}", highlight=False)
+        if st.status in ("done", "incomplete", "cancelled"):
+            break
+        clock.sleep(10)
+    _print_run(st)
+    if st.status != "done":
+        raise typer.Exit(IntegrityError.exit_code)
+
+
+#: genomes listed by `status --run` without --all: a national run has tens of thousands
+RUN_ROWS = 200
+
+
+def _print_run(st: Any, all_rows: bool = False) -> None:
+    t = Table(title=f"Cluster run {st.run_id}: {st.status}", title_justify="left")
+    for c in ("genome", "state", "attempts", "job", "slurm", "resources", "reason", "log"):
+        t.add_column(c)
+    # what needs a look first (gave up, failed, retrying, running), done genomes last
+    order = {"gave up": 0, "failed": 1, "cancelled": 2, "retrying": 3, "skipped": 4,
+             "running": 5, "pending": 6, "waiting": 7, "done": 8}  # fmt: skip
+    shown = sorted(st.genomes, key=lambda g: (order.get(g.state, 0), g.genome))
+    if not all_rows and len(shown) > RUN_ROWS:
+        shown = shown[:RUN_ROWS]
+    for g in shown:
+        t.add_row(g.genome, g.state, str(g.attempts), g.job_id, g.slurm_state, g.resources,
+                  g.reason, g.log)  # fmt: skip
+    if len(shown) < len(st.genomes):
+        t.add_row(f"... {len(st.genomes) - len(shown)} more (--all lists every genome)")
+    eta = "-" if st.eta_seconds is None else f"{st.eta_seconds / 3600:.1f} h"
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(st.counts().items()))
+    t.caption = (
+        f"{counts}; {st.finished} finished in {st.seconds / 3600:.2f} h,"
+        f" {st.per_hour:,.1f} genomes/h, time left {eta}; supervisor {st.supervisor or '-'}"
+    )
+    out.print(t)
+
+
+def _apply_local(
+    plan: Path, jobs: int, quarantine_days: int, genome: list[str] | None, actor: str | None
+) -> None:
     from wgsvault.apply import apply_plan
-    from wgsvault.apply.executors import make_executor
+    from wgsvault.apply.executors import LocalExecutor
     from wgsvault.codec.refs import Registry
 
     cat = open_selected()
-    ex = make_executor(executor, jobs=jobs, home=vault_home(), cluster=cluster)
+    ex = LocalExecutor(jobs=max(1, jobs))
     with Progress(
         TextColumn("[bold]apply"),
         BarColumn(),
@@ -118,11 +289,32 @@ def apply(
 @app.command(rich_help_panel=APPLY)
 def status(
     plan: Annotated[Path | None, typer.Argument(help="Only this plan")] = None,
-    all_states: Annotated[bool, typer.Option("--all", help="Also list done actions")] = False,
+    all_states: Annotated[
+        bool, typer.Option("--all", help="Also list done actions (with --run: every genome)")
+    ] = False,
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="A cluster run: each genome, Slurm, time left")
+    ] = None,
+    runs: Annotated[bool, typer.Option("--runs", help="List the cluster runs")] = False,
 ) -> None:
     """Running, failed, skipped (and with --all done) actions with their reasons."""
     from wgsvault.apply import status as run
     from wgsvault.apply.approval import load_plan
+
+    if run_id is not None or runs:
+        from wgsvault.apply import cluster
+
+        if runs:
+            t = Table()
+            for c in ("run", "status", "plan", "started", "finished"):
+                t.add_column(c)
+            for r in cluster.runs(open_selected()):
+                t.add_row(str(r["run"]), r["status"], r["plan"], f"{r['started']:%Y-%m-%d %H:%M}",
+                          f"{r['finished']:%Y-%m-%d %H:%M}" if r["finished"] else "")  # fmt: skip
+            out.print(t)
+        if run_id is not None:
+            _print_run(cluster.status(open_selected(), run_id), all_rows=all_states)
+        return
 
     loaded = load_plan(plan) if plan else None
     sha = loaded.sha256 if loaded else None
@@ -139,6 +331,19 @@ def status(
             if a["status"] == "blocked":
                 t.add_row("blocked", a["genome"] or "", a["id"], loaded.sha256[:12], a["reason"])
     out.print(t)
+
+
+@app.command(rich_help_panel=APPLY)
+def cancel(
+    run_id: Annotated[int, typer.Argument(help="Cluster run")],
+    actor: Annotated[str | None, typer.Option(help="Who cancels (default user@host)")] = None,
+) -> None:
+    """Cancel every job of a cluster run (`apply --resume RUN` restarts what is not done)."""
+    from wgsvault.apply import cluster
+
+    n = cluster.cancel(open_selected(), run_id, actor=actor or audit.default_actor())
+    out.print(f"cluster run {run_id}: {n} jobs cancelled; `wgsvault apply --resume {run_id}`"
+              " submits again what is not done")  # fmt: skip
 
 
 @app.command(rich_help_panel=APPLY)
@@ -164,79 +369,3 @@ def undo(
 
     for p in run(open_selected(), genome, actor=actor or audit.default_actor()):
         out.print(f"restored {p}", highlight=False)
-
-
-@audit_app.command("verify")
-def audit_verify(
-    anchor: Annotated[
-        str | None,
-        typer.Option(help="SEQ:HASH printed by an earlier verify and kept outside the database"),
-    ] = None,
-) -> None:
-    """Check the hash chain: any edited, removed or reordered entry is reported.
-
-    Keep the printed head (SEQ:HASH) outside the database (a signed report, another system);
-    passing it back with --anchor also detects a rewrite of the log's tail together with its head.
-    """
-    from wgsvault import audit
-
-    pinned = None
-    if anchor:
-        seq, _, digest = anchor.partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            raise typer.BadParameter("--anchor takes SEQ:HASH as printed by audit verify")
-        pinned = (int(seq), digest)
-    check = audit.verify(open_selected(), anchor=pinned)
-    if check.ok:
-        out.print(
-            f"audit log intact: {check.entries:,} entries; head {check.head_seq}:{check.head_hash}"
-        )
-        return
-    for p in check.problems:
-        out.print(f"audit: {p}", highlight=False)
-    raise typer.Exit(IntegrityError.exit_code)
-
-
-@audit_app.command("show")
-def audit_show(
-    genome: Annotated[str | None, typer.Option(help="Only this genome")] = None,
-    controller: Annotated[str | None, typer.Option(help="Only this controller")] = None,
-    event: Annotated[str | None, typer.Option(help="Only this event")] = None,
-    since: Annotated[str | None, typer.Option(help="From this date (YYYY-MM-DD)")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this date (YYYY-MM-DD)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
-    limit: Annotated[int | None, typer.Option(help="At most this many")] = None,
-) -> None:
-    """Show audit entries, filtered by genome, controller, event and date."""
-    from wgsvault import audit
-
-    def day(s: str | None) -> dt.datetime | None:
-        return dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC) if s else None
-
-    rows = audit.show(
-        open_selected(),
-        genome=genome,
-        controller=controller,
-        event=event,
-        since=day(since),
-        until=day(until),
-        limit=limit,
-    )
-    if as_json:
-        for r in rows:
-            print(json.dumps(r, sort_keys=True))
-        return
-    t = Table()
-    for c in ("seq", "at", "actor", "event", "genome", "controller", "detail"):
-        t.add_column(c)
-    for r in rows:
-        t.add_row(
-            str(r["seq"]),
-            r["at"][:19],
-            r["actor"],
-            r["event"],
-            r["genome"] or "",
-            r["controller"] or "",
-            json.dumps(r["detail"], sort_keys=True)[:120],
-        )
-    out.print(t)

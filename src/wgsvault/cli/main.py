@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from wgsvault.cli import access, apply, codec, demo, inventory, plan, report, serve
+from wgsvault.cli import access, apply, audit, codec, demo, inventory, plan, report, serve
 from wgsvault.cli.common import err, state
 from wgsvault.errors import VaultError
 
@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (inventory, plan, apply, codec, access, serve, report, demo):  # flow order
+for group in (inventory, plan, apply, audit, codec, access, serve, report, demo):  # flow order
     app.add_typer(group.app)
 
 

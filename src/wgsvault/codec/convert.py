@@ -118,6 +118,7 @@ def convert_fastq(
             what=f"{inputs[0]}: samtools import",
             threads=threads,
             error=InputError,  # import fails on its input (count mismatch, bad record)
+            writes=raw,
         )
         _add_recipe(raw, tmp, fmt, inputs)
         raw.unlink()
@@ -147,6 +148,7 @@ def _add_recipe(src: Path, dst: Path, fmt: FastqFormat, inputs: list[Path]) -> N
                 ["reheader", "-c", f"cat; cat {shlex.quote(str(extra))}", str(src)],
                 cache=None,
                 what=f"{src}: samtools reheader",
+                writes=dst,
                 stdout=out.fileno(),
             )
     finally:
@@ -178,8 +180,12 @@ def convert_bam(
             cache=registry.cache,
             what=f"{bam}: samtools view -C",
             threads=threads,
+            writes=tmp,
         )
-        htslib.run(["index", str(tmp)], cache=registry.cache, what=f"{tmp}: samtools index")
+        htslib.run(
+            ["index", str(tmp)], cache=registry.cache, what=f"{tmp}: samtools index",
+            writes=Path(f"{tmp}.crai"),
+        )
         faults.point("convert:encoded", out.name)
         t1 = time.perf_counter()
         proof = prove_alignment(

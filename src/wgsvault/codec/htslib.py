@@ -12,6 +12,7 @@ default fetch from the EBI server. No command here ever goes to the network for 
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -77,15 +78,33 @@ def run(
     stdout: int | None = subprocess.DEVNULL,
     threads: int = 0,
     error: type[VaultError] = IntegrityError,
+    writes: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `samtools ARGS`; a failure raises `error` naming `what` (file and step)."""
+    """Run `samtools ARGS`; a failure raises `error` naming `what` (file and step).
+
+    `writes`: the file the command writes. samtools reports a full disk only as a failed write
+    or close (`error closing ...: -1`), so when the command fails and that file's filesystem
+    has no room left, the failure is an `OSError(ENOSPC)` naming it, as a full disk is.
+    """
     argv = samtools_argv(*args[:1], *(["-@", str(threads)] if threads else []), *args[1:])
     proc = subprocess.run(
         argv, env=child_env(cache), stdout=stdout, stderr=subprocess.PIPE, check=False
     )
     if proc.returncode != 0:
-        raise error(f"{what}: {first_error(proc.stderr.decode(errors='replace'))}")
+        message = first_error(proc.stderr.decode(errors="replace"))
+        if writes is not None and _full(writes.parent):
+            raise OSError(errno.ENOSPC, f"{what}: {os.strerror(errno.ENOSPC)} ({message})")
+        raise error(f"{what}: {message}")
     return proc
+
+
+def _full(directory: Path, room: int = 1 << 20) -> bool:
+    """Whether the filesystem of `directory` has less than `room` bytes left for a user."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < room
 
 
 def popen(
