@@ -104,6 +104,27 @@ MUTANTS = [
         ("tests/test_verify.py::test_unaligned_cram_of_other_reads_fails",),
     ),
     Mutant(
+        "a FASTQ conversion whose byte proof failed does not land",
+        "codec/verify.py",
+        "        if not ok:\n",
+        "        if False:\n",
+        ("tests/test_dialects.py::test_a_conversion_whose_proof_fails_lands_nothing",),
+    ),
+    Mutant(
+        "paired FASTQ: mates must name the same fragment",
+        "codec/fastq_encode.py",
+        "if rec1[0][:b1] != rec2[0][:b2]:",
+        "if False:",
+        ("tests/test_dialects.py::test_pairs_out_of_step_and_counts",),
+    ),
+    Mutant(
+        "FASTQ: sequence and quality lengths must agree",
+        "codec/fastq_reader.py",
+        "if len(s) != len(q):",
+        "if False:",
+        ("tests/test_dialects.py::test_bad_input_is_refused_by_line",),
+    ),
+    Mutant(
         "proof of a BAM conversion: equal record checksums",
         "codec/verify.py",
         "elif ca != cb:",

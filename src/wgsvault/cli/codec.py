@@ -107,13 +107,19 @@ def convert_fastq_cmd(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .cram")] = Path(),
     profile: Profile = "small",
     threads: Threads = 0,
+    interleaved: Annotated[
+        bool, typer.Option("--interleaved", help="R1 holds pairs, mates one after the other")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the proof JSON")] = False,
 ) -> None:
-    """FASTQ -> unaligned CRAM 3.1 that restores the FASTQ byte for byte (proven)."""
+    """FASTQ -> unaligned CRAM 3.1 that restores the FASTQ byte for byte (proven).
+
+    Any header comment, name convention, '+' line, base letter and line end is kept; the
+    restore gives back the same file(s), an interleaved file as one file."""
     from wgsvault.codec.convert import convert_fastq
 
     _need_output(output)
-    res = convert_fastq(r1, r2, output, profile=profile, threads=threads)
+    res = convert_fastq(r1, r2, output, profile=profile, threads=threads, interleaved=interleaved)
     _done(res, as_json)
 
 

@@ -5,10 +5,12 @@ then *prove* the result (verify.py) before it is renamed into place: a converted
 been proven never appears under its final name, and a failed or interrupted conversion leaves
 nothing behind. The proof is written next to the CRAM as `<out>.proof.json`.
 
-* FASTQ: `fastqfmt.sniff` decides how the header lines can be restored (plain names, `/1` `/2`,
-  CASAVA comments) or refuses; `samtools import` writes the CRAM; the restore recipe is stored in
-  the CRAM header as `@CO wgsvault-fastq: {json}` (`fastqfmt.read_recipe`), so the CRAM alone says
-  how to give the FASTQ back (restore.py).
+* FASTQ: `fastq_reader` reads each file exactly (hashing it as it goes), `fastq_encode` turns every
+  record into an unaligned SAM record whose aux tags keep whatever CRAM fields cannot (comments,
+  odd names, lower-case or `.` bases, odd `+` lines), `samtools view -C` encodes it; the restore
+  recipe (layout, per-file line ends and conventions) goes into the CRAM header as
+  `@CO wgsvault-fastq: {json}` (`fastqfmt.read_recipe`), so the CRAM alone, plus nothing, gives
+  the FASTQ back (fastq_decode.py, restore.py).
 * BAM: the BAM's `@SQ` lines must match the registered build (names, lengths, and `M5` where
   present); `samtools view -C` encodes against the registry's copy of the build, and every record,
   the header and the order are kept. The CRAM is indexed (`.crai`).
@@ -20,9 +22,12 @@ README and bench/codec.py): within 1 % of `archive` at a quarter of its time, 6 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shlex
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,9 +39,11 @@ from typing import Any
 
 from wgsvault import faults
 from wgsvault.codec import htslib
-from wgsvault.codec.fastqfmt import RECIPE_TAG, FastqFormat, sniff
+from wgsvault.codec.fastq_encode import Encoder, encode
+from wgsvault.codec.fastq_reader import FastqReader
+from wgsvault.codec.fastqfmt import FileStyle, Recipe
 from wgsvault.codec.refs import Registry, read_header_sq
-from wgsvault.codec.verify import file_entry, prove_alignment, prove_fastq, record_checksums
+from wgsvault.codec.verify import prove_alignment, prove_fastq, record_checksums
 from wgsvault.errors import InputError, IntegrityError
 from wgsvault.fsutil import atomic_write_text, land
 
@@ -99,32 +106,44 @@ def convert_fastq(
     *,
     profile: str = DEFAULT_PROFILE,
     threads: int = 0,
+    interleaved: bool = False,
 ) -> Converted:
-    """FASTQ (single or pair, plain or gzip) -> unaligned CRAM 3.1, proven to restore exactly."""
+    """FASTQ (single, pair or interleaved; plain or gzip) -> unaligned CRAM 3.1, proven to
+    restore byte for byte."""
     inputs = [Path(r1)] + ([Path(r2)] if r2 else [])
     out = Path(out)
     _check_output(out, inputs)
-    fmt = sniff(inputs[0], inputs[1] if r2 else None)
+    if interleaved and r2:
+        raise InputError(f"{r2}: an interleaved FASTQ is one file; give R2 only for a pair")
+    layout = "paired" if r2 else "interleaved" if interleaved else "single"
     fmt_args = _format_args(profile)
-    # the originals' digests are computed while samtools converts (the proof needs them after)
-    with staged(out) as tmp, ThreadPoolExecutor(max_workers=len(inputs)) as pool:
-        originals = [pool.submit(file_entry, p, True) for p in inputs]
+    with staged(out) as tmp:
         t0 = time.perf_counter()
-        reads = ["-1", str(inputs[0]), "-2", str(inputs[1])] if r2 else ["-0", str(inputs[0])]
-        raw = Path(f"{tmp}.hdr")  # import output before the recipe goes into its header
-        htslib.run(
-            ["import", *fmt.import_args(), *reads, *fmt_args, "-o", str(raw)],
-            cache=None,
-            what=f"{inputs[0]}: samtools import",
-            threads=threads,
-            error=InputError,  # import fails on its input (count mismatch, bad record)
-            writes=raw,
+        raw = Path(f"{tmp}.hdr")  # the CRAM before the recipe goes into its header
+        readers = [FastqReader(p) for p in inputs]
+        try:
+            enc = _encode(readers, layout, raw, fmt_args, threads)
+            originals = [r.entry() for r in readers]
+        finally:
+            for r in readers:
+                r.close()
+        styles = tuple(
+            FileStyle(
+                name=r.path.name,
+                records=r.records,
+                crlf=r.crlf,
+                final_newline=r.final_newline,
+                plus_repeats=r.plus_repeats,
+                trailer=r.trailer,
+            )
+            for r in readers
         )
-        _add_recipe(raw, tmp, fmt, inputs)
+        recipe = Recipe(layout=layout, files=styles, tags=dict(enc.tags))
+        _add_recipe(raw, tmp, recipe)
         raw.unlink()
         faults.point("convert:encoded", out.name)
         t1 = time.perf_counter()
-        proof = prove_fastq(inputs, tmp, fmt, threads=threads, originals=originals)
+        proof = prove_fastq(inputs, tmp, recipe, threads=threads, originals=originals)
         t2 = time.perf_counter()
         proof["conversion"] = {"profile": profile, "seconds": round(t1 - t0, 3)}
         proof["output"]["path"] = str(out.resolve())
@@ -133,14 +152,49 @@ def convert_fastq(
     return Converted(out, proof, t1 - t0, t2 - t1)
 
 
-def _add_recipe(src: Path, dst: Path, fmt: FastqFormat, inputs: list[Path]) -> None:
+def _encode(
+    readers: list[FastqReader], layout: str, raw: Path, fmt_args: list[str], threads: int
+) -> Encoder:
+    """Stream the FASTQ records as SAM into `samtools view -C` (fastq_encode)."""
+    with tempfile.TemporaryFile() as errf:
+        proc = htslib.popen(
+            ["view", "-C", *fmt_args, "-o", str(raw), "-"],
+            cache=None,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errf,
+            threads=threads,
+        )
+        assert proc.stdin is not None
+        enc: Encoder | None = None
+        try:
+            enc = encode(readers, layout, proc.stdin)
+        except BrokenPipeError:
+            pass  # samtools stopped reading: its own error says why
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            proc.wait()
+        if proc.returncode != 0:
+            errf.seek(0)
+            message = htslib.first_error(errf.read().decode(errors="replace"))
+            if htslib.disk_full(raw.parent):
+                raise OSError(errno.ENOSPC, f"{raw}: {os.strerror(errno.ENOSPC)} ({message})")
+            raise IntegrityError(f"{readers[0].path}: samtools view -C: {message}")
+    if enc is None:
+        raise IntegrityError(f"{readers[0].path}: samtools view -C stopped reading its input")
+    return enc
+
+
+def _add_recipe(src: Path, dst: Path, recipe: Recipe) -> None:
     """Append the restore recipe to the CRAM header (`samtools reheader`, no re-encoding)."""
-    recipe = {"v": 1, **fmt.to_dict(), "files": [p.name for p in inputs]}
-    line = f"@CO\t{RECIPE_TAG} {json.dumps(recipe, separators=(',', ':'))}\n"
     with tempfile.NamedTemporaryFile(
         "w", prefix="wgsvault-hdr-", suffix=".sam", delete=False
     ) as fh:
-        fh.write(line)
+        fh.write(recipe.header_line())
         extra = Path(fh.name)
     try:
         with open(dst, "wb") as out:
@@ -183,7 +237,9 @@ def convert_bam(
             writes=tmp,
         )
         htslib.run(
-            ["index", str(tmp)], cache=registry.cache, what=f"{tmp}: samtools index",
+            ["index", str(tmp)],
+            cache=registry.cache,
+            what=f"{tmp}: samtools index",
             writes=Path(f"{tmp}.crai"),
         )
         faults.point("convert:encoded", out.name)

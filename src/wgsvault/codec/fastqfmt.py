@@ -1,187 +1,168 @@
-"""What a FASTQ file looks like, and whether CRAM can give it back byte for byte.
+"""The restore recipe of a converted FASTQ: how the CRAM's records become the original file(s).
 
-An unaligned CRAM keeps a read's name, sequence, qualities and flags. A FASTQ header line can hold
-more: a comment after the name, `/1` `/2` suffixes, a `+` line that repeats the name. Before a
-FASTQ is converted, `sniff` reads its first records and decides how the conversion must run so
-that `samtools fastq` restores the exact bytes:
+`convert fastq` (convert.py, fastq_encode.py) keeps every byte of each record in the CRAM record
+itself (name, bases, qualities, and aux tags for the rest); what belongs to a file rather than to a
+record goes into the recipe, which the CRAM carries in its header as `@CO wgsvault-fastq: {json}`:
 
-* names only, or names with `/1` `/2` suffixes (restored with `samtools fastq -N`);
-* CASAVA 1.8 comments `1:N:0:ACGT+TGCA` (read number, filter flag, control number 0, index),
-  parsed by `samtools import -i` into flags and the BC tag and rebuilt by `samtools fastq -i`.
+* `layout`: `single`, `paired` (two files, READ1/READ2) or `interleaved` (pairs in one file);
+* per file (`FileStyle`): its name, record count, CR LF line ends, whether the last line has a
+  line end, whether `+` lines repeat the header, blank lines after the last record;
+* `tags`: how many records carry each tag (for the reader's information).
 
-Anything else that cannot round-trip (another comment, a `+` line repeating the name, lower-case
-bases, wrapped sequences, CRLF line ends) is refused with the file and record number. The sniff
-sees only the first records; the proof after conversion compares every byte, and `diagnose`
-explains the first difference when it fails.
+Version 1 recipes (written before dialects were kept: plain names, `/1` `/2` suffixes rebuilt by
+`samtools fastq -N`, CASAVA comments rebuilt from flags and `BC` by `samtools fastq -i`) still
+restore. `diagnose` names the first line where a restored file differs from its original.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import dnaio
 import pysam
+from xopen import xopen
 
 from wgsvault.errors import InputError
 
-SNIFF_RECORDS = 10_000
 #: starts the header comment that holds a converted CRAM's restore recipe (`@CO`, then JSON)
 RECIPE_TAG = "wgsvault-fastq:"
-_CASAVA = re.compile(r"^[12]:[YN]:0:[ACGTN]+(\+[ACGTN]+)?$")
-_LOWER = re.compile(r"[a-z]")
+#: tags the encoder may write (fastq_encode); `samtools fastq -T` asks for all of them
+TAGS = ("CO", "zt", "zn", "zc", "zs", "zq", "zp")
+LAYOUTS = ("single", "paired", "interleaved")
 
 
 @dataclass(frozen=True)
-class FastqFormat:
-    """How the reads of one FASTQ file or pair are named (the restore recipe)."""
+class FileStyle:
+    """What one original FASTQ file looks like beyond its records."""
 
-    paired: bool
-    casava: bool
-    suffix: bool  # names end in /1 and /2
+    name: str
+    records: int | None = None
+    crlf: bool = False
+    final_newline: bool = True
+    plus_repeats: bool = False
+    trailer: bytes = b""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "records": self.records,
+            "crlf": self.crlf,
+            "final_newline": self.final_newline,
+            "plus_repeats": self.plus_repeats,
+            "trailer": self.trailer.decode("latin-1"),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileStyle:
+        return cls(
+            name=str(d["name"]),
+            records=d.get("records"),
+            crlf=bool(d.get("crlf", False)),
+            final_newline=bool(d.get("final_newline", True)),
+            plus_repeats=bool(d.get("plus_repeats", False)),
+            trailer=str(d.get("trailer", "")).encode("latin-1"),
+        )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to restore the FASTQ file(s) of one converted CRAM."""
+
+    layout: str
+    files: tuple[FileStyle, ...]
+    version: int = 2
+    tags: dict[str, int] = field(default_factory=dict)
+    casava: bool = False  # version 1 only
+    suffix: bool = False  # version 1 only
+
+    @property
+    def paired(self) -> bool:
+        return self.layout != "single"
 
     def fastq_args(self) -> list[str]:
-        """`samtools fastq` options that rebuild the header lines."""
+        """`samtools fastq` options that write the records as the decoder expects them."""
+        if self.version >= 2:
+            return ["-n", "-T", ",".join(TAGS)]
         args = ["-N" if self.suffix else "-n"]
         if self.casava:
             args += ["-i", "--index-format", "i*i*"]
         return args
 
     def output_args(self, files: list[str]) -> list[str]:
-        """`samtools fastq` options that send every record to `files` (R1, R2 or the one file).
+        """`samtools fastq` options that send every record to `files` (one per original file).
 
-        `samtools import -i` flags CASAVA single-end reads READ1 (mate-less), so they are sent with
-        `-o`; plain single-end reads carry neither READ flag and go to `-0`.
+        Version 1 `samtools import -i` flagged CASAVA single-end reads READ1 (mate-less); they
+        go to `-o`. Plain single-end reads carry neither READ flag and go to `-0`.
         """
-        if self.paired:
+        if self.layout == "paired":
             return ["-1", files[0], "-2", files[1], "-0", "/dev/null", "-s", "/dev/null"]
+        if self.layout == "interleaved":
+            return ["-o", files[0], "-0", "/dev/null", "-s", "/dev/null"]
         if self.casava:
             return ["-o", files[0], "-0", "/dev/null"]
         return ["-0", files[0], "-s", "/dev/null"]
 
-    def import_args(self) -> list[str]:
-        return ["-i"] if self.casava else []
+    def to_dict(self) -> dict[str, Any]:
+        if self.version < 2:
+            return {
+                "v": 1,
+                "paired": self.paired,
+                "casava": self.casava,
+                "suffix": self.suffix,
+                "files": [f.name for f in self.files],
+            }
+        return {
+            "v": 2,
+            "layout": self.layout,
+            "files": [f.to_dict() for f in self.files],
+            "tags": dict(sorted(self.tags.items())),
+        }
 
-    def to_dict(self) -> dict[str, bool]:
-        return {"paired": self.paired, "casava": self.casava, "suffix": self.suffix}
-
-
-def _records(path: Path, limit: int) -> tuple[list[dnaio.SequenceRecord], bool]:
-    """Up to `limit` records and whether the file's '+' lines repeat the name."""
-    out: list[dnaio.SequenceRecord] = []
-    try:
-        with dnaio.open(path, fileformat="fastq") as reader:
-            for rec in reader:
-                out.append(rec)
-                if len(out) >= limit:
-                    break
-            two_headers = bool(getattr(reader, "two_headers", False))
-    except dnaio.exceptions.FileFormatError as exc:
-        raise InputError(f"{path}: malformed FASTQ: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    if not out:
-        raise InputError(f"{path}: no FASTQ records")
-    return out, two_headers
-
-
-def _check(path: Path, records: list[dnaio.SequenceRecord], two_headers: bool) -> None:
-    if two_headers:
-        raise InputError(
-            f"{path}: record 1: the '+' line repeats the read name; CRAM cannot keep it "
-            "(rewrite the '+' lines or keep this FASTQ)"
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Recipe:
+        if d.get("v", 1) == 1:
+            names = d.get("files") or (["R1", "R2"] if d["paired"] else ["R0"])
+            return cls(
+                layout="paired" if d["paired"] else "single",
+                files=tuple(FileStyle(name=n) for n in names),
+                version=1,
+                casava=bool(d["casava"]),
+                suffix=bool(d["suffix"]),
+            )
+        if d["layout"] not in LAYOUTS:
+            raise InputError(f"recipe layout {d['layout']!r} unknown")
+        return cls(
+            layout=d["layout"],
+            files=tuple(FileStyle.from_dict(f) for f in d["files"]),
+            tags={str(k): int(v) for k, v in d.get("tags", {}).items()},
         )
-    for i, rec in enumerate(records, 1):
-        if _LOWER.search(rec.sequence):
-            raise InputError(
-                f"{path}: record {i} ({rec.id}): lower-case bases; CRAM stores bases upper-case, "
-                "so the FASTQ could not be restored byte for byte"
-            )
-        if rec.name.endswith("\r"):
-            raise InputError(f"{path}: record {i}: CRLF line ends cannot round-trip through CRAM")
 
-
-def _naming(path: Path, records: list[dnaio.SequenceRecord], read: int | None) -> tuple[bool, bool]:
-    """(casava, suffix) of a file's records; mixed conventions are refused."""
-    first = records[0]
-    casava = " " in first.name
-    suffix = read is not None and first.id.endswith(f"/{read}")
-    for i, rec in enumerate(records, 1):
-        comment = rec.name[len(rec.id) :].strip() if " " in rec.name or "\t" in rec.name else ""
-        if comment:
-            if not _CASAVA.match(comment) or (read and comment[0] != str(read)):
-                raise InputError(
-                    f"{path}: record {i} ({rec.id}): header comment {comment!r} is not a "
-                    f"CASAVA 1.8 comment for read {read or 1}; it cannot be kept in the CRAM"
-                )
-            if not casava:
-                raise InputError(f"{path}: record {i}: some records have a comment, others not")
-        elif casava:
-            raise InputError(f"{path}: record {i}: some records have a comment, others not")
-        if read is not None and rec.id.endswith(f"/{read}") != suffix:
-            raise InputError(f"{path}: record {i}: some names end in /{read}, others not")
-    return casava, suffix
-
-
-def _stem(name: str, suffix: bool) -> str:
-    return name[:-2] if suffix else name
-
-
-def sniff(r1: Path, r2: Path | None = None, limit: int = SNIFF_RECORDS) -> FastqFormat:
-    """Decide the restore recipe of a FASTQ file or pair, or refuse with a precise error."""
-    recs1, two1 = _records(r1, limit)
-    _check(r1, recs1, two1)
-    if r2 is None:
-        casava, _ = _naming(r1, recs1, None)
-        return FastqFormat(paired=False, casava=casava, suffix=False)
-    recs2, two2 = _records(r2, limit)
-    _check(r2, recs2, two2)
-    casava1, suffix1 = _naming(r1, recs1, 1)
-    casava2, suffix2 = _naming(r2, recs2, 2)
-    if (casava1, suffix1) != (casava2, suffix2):
-        raise InputError(f"{r2}: read names are formatted unlike those of {r1}")
-    for i, (a, b) in enumerate(zip(recs1, recs2, strict=False), 1):
-        if _stem(a.id, suffix1) != _stem(b.id, suffix2):
-            raise InputError(
-                f"{r2}: record {i}: name {b.id} does not match {a.id} in {r1} (mates out of step)"
-            )
-    if len(recs1) != len(recs2):
-        raise InputError(f"{r2}: {len(recs2):,} records but {len(recs1):,} in {r1}")
-    return FastqFormat(paired=True, casava=casava1, suffix=suffix1)
+    def header_line(self) -> str:
+        return f"@CO\t{RECIPE_TAG} {json.dumps(self.to_dict(), separators=(',', ':'))}\n"
 
 
 def diagnose(original: Path, restored: Path) -> str:
-    """Where and why a restored FASTQ differs from its original (first difference)."""
+    """Where a restored FASTQ first differs from its original (line and record)."""
     try:
-        with (
-            dnaio.open(original, fileformat="fastq") as a,
-            dnaio.open(restored, fileformat="fastq") as b,
-        ):
-            i = 0
-            for i, (x, y) in enumerate(zip(a, b, strict=False), 1):
-                if x == y:
-                    continue
-                what = (
-                    "name/comment"
-                    if x.name != y.name
-                    else "sequence"
-                    if x.sequence != y.sequence
-                    else "qualities"
-                )
-                why = ""
-                if _LOWER.search(x.sequence):
-                    why = " (lower-case bases)"
-                return f"record {i} ({x.id}): {what} differs{why}"
-            if getattr(a, "two_headers", False):
-                return "the '+' lines repeat the read name"
-            return f"same {i:,} records, but the bytes differ (line wrapping or line ends)"
-    except dnaio.exceptions.FileFormatError as exc:
-        return f"malformed FASTQ: {exc}"
+        with xopen(original, "rb", threads=0) as a, xopen(restored, "rb", threads=0) as b:
+            n = 0
+            for n, (x, y) in enumerate(zip(a, b, strict=False), 1):
+                if x != y:
+                    return (
+                        f"line {n:,} (record {(n - 1) // 4 + 1:,}) differs: "
+                        f"{x[:60]!r} became {y[:60]!r}"
+                    )
+            rest_a, rest_b = a.read(1), b.read(1)
+            if rest_a or rest_b:
+                return f"after line {n:,} only the {'original' if rest_a else 'restore'} goes on"
+            return "the same lines, but the bytes differ"
+    except (OSError, EOFError, ValueError) as exc:
+        return f"cannot compare: {exc}"
 
 
-def read_recipe(cram: Path) -> FastqFormat | None:
+def read_recipe(cram: Path) -> Recipe | None:
     """The FASTQ restore recipe a converted CRAM carries in its header, if any."""
     level = pysam.set_verbosity(0)  # no "could not retrieve index" noise: only the header is read
     try:
@@ -193,6 +174,8 @@ def read_recipe(cram: Path) -> FastqFormat | None:
         pysam.set_verbosity(level)
     for co in comments:
         if co.startswith(RECIPE_TAG):
-            d = json.loads(co[len(RECIPE_TAG) :])
-            return FastqFormat(paired=d["paired"], casava=d["casava"], suffix=d["suffix"])
+            try:
+                return Recipe.from_dict(json.loads(co[len(RECIPE_TAG) :]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{cram}: unreadable FASTQ recipe in the header: {exc}") from None
     return None

@@ -92,13 +92,13 @@ def run(
     )
     if proc.returncode != 0:
         message = first_error(proc.stderr.decode(errors="replace"))
-        if writes is not None and _full(writes.parent):
+        if writes is not None and disk_full(writes.parent):
             raise OSError(errno.ENOSPC, f"{what}: {os.strerror(errno.ENOSPC)} ({message})")
         raise error(f"{what}: {message}")
     return proc
 
 
-def _full(directory: Path, room: int = 1 << 20) -> bool:
+def disk_full(directory: Path, room: int = 1 << 20) -> bool:
     """Whether the filesystem of `directory` has less than `room` bytes left for a user."""
     try:
         st = os.statvfs(directory)
@@ -113,11 +113,12 @@ def popen(
     cache: Path | None,
     stdout: int | None = subprocess.PIPE,
     stderr: int | IO[bytes] | None = subprocess.PIPE,
+    stdin: int | None = None,
+    threads: int = 0,
 ) -> subprocess.Popen[bytes]:
     """Start `samtools ARGS` streaming to `stdout`; the caller waits and checks."""
-    return subprocess.Popen(
-        samtools_argv(*args), env=child_env(cache), stdout=stdout, stderr=stderr
-    )
+    argv = samtools_argv(*args[:1], *(["-@", str(threads)] if threads else []), *args[1:])
+    return subprocess.Popen(argv, env=child_env(cache), stdout=stdout, stderr=stderr, stdin=stdin)
 
 
 def versions() -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Restore: give the original back from a CRAM, streamed, atomically.
 
-* `--to fastq` from an unaligned CRAM written by `convert fastq`: `samtools fastq` with the recipe
-  the CRAM carries in its header gives back the exact FASTQ (names, comments, sequences,
-  qualities, order, R1/R2 split); gzip output is BGZF (valid gzip, decompresses to the same bytes).
+* `--to fastq` from an unaligned CRAM written by `convert fastq`: `samtools fastq` and the decoder
+  (fastq_decode.py), with the recipe the CRAM carries in its header, give back the exact FASTQ
+  file(s): every byte of every record, the order, the R1/R2 split or the interleaved file, line
+  ends; gzip output is gzip level 1 and decompresses to those bytes.
 * `--to fastq` from an aligned CRAM: with the sidecar that `verify-covers` wrote (covers.py), every
   original FASTQ record comes back; without one the restore is refused (names' comments would be
   lost).
@@ -14,15 +15,21 @@ when complete; a failed restore leaves nothing at the destination.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from isal import igzip_threaded
 
 from wgsvault.codec import htslib
-from wgsvault.codec.fastqfmt import read_recipe
+from wgsvault.codec.fastq_decode import decode_cram
+from wgsvault.codec.fastqfmt import Recipe, read_recipe
 from wgsvault.codec.refs import Registry
 from wgsvault.errors import InputError, IntegrityError
 from wgsvault.fsutil import land
@@ -98,7 +105,7 @@ def restore(
             from wgsvault.codec.covers_restore import restore_fastq
 
             return restore_fastq(cram, sidecar, out, gzip=gz, keep_order=keep_order)
-        finals = fastq_outputs(out, recipe.paired, gz)
+        finals = fastq_outputs(out, recipe.layout == "paired", gz)
     else:
         raise InputError(f"--to {to}: choose fastq or bam")
     for f in finals:
@@ -108,16 +115,47 @@ def restore(
     try:
         if to == "bam":
             args = ["view", *(["-@", str(threads)] if threads else []), "-b", "-o", str(temps[0])]
+            _run_watched([*args, str(cram)], registry.cache, temps, progress, f"{cram}: restore")
         else:
             assert recipe is not None
-            names = recipe.output_args([str(t) for t in temps])
-            # samtools compresses (BGZF) because the temporary names end in .gz too; level 1:
-            # a restored FASTQ is a working copy, and compression would bound the restore rate
-            args = ["fastq", *(["-@", str(threads)] if threads else []), *recipe.fastq_args()]
-            args += [*names, *(["-c", "1"] if gz else [])]
-        _run_watched([*args, str(cram)], registry.cache, temps, progress, f"{cram}: restore")
+            _restore_fastq(cram, recipe, temps, gz, registry.cache, threads, progress)
         land(list(zip(temps, finals, strict=True)))
     finally:
         for t in temps:
             t.unlink(missing_ok=True)
     return finals
+
+
+def _restore_fastq(
+    cram: Path,
+    recipe: Recipe,
+    temps: list[Path],
+    gz: bool,
+    cache: Path | None,
+    threads: int,
+    progress: ProgressFn | None,
+) -> None:
+    """Decode the original FASTQ file(s) into `temps` (fastq_decode); gzip is python-isal at
+    level 1 (a restored FASTQ is a working copy: compression would bound the restore rate)."""
+    written = [0]
+    lock = threading.Lock()
+
+    def counted(data: bytes | memoryview) -> None:
+        if progress is None:
+            return
+        with lock:
+            written[0] += len(data)
+            progress(written[0])
+
+    with contextlib.ExitStack() as stack:
+        files: list[Any] = []
+        for t in temps:
+            if gz:
+                files.append(
+                    stack.enter_context(
+                        igzip_threaded.open(t, "wb", compresslevel=1, threads=1)  # type: ignore[no-untyped-call]
+                    )
+                )
+            else:
+                files.append(stack.enter_context(open(t, "wb", buffering=1 << 20)))
+        decode_cram(cram, recipe, [[f.write, counted] for f in files], cache=cache, threads=threads)

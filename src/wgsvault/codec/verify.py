@@ -19,13 +19,11 @@ is held in memory but digests.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import os
 import subprocess
 import tempfile
-import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,8 @@ import pysam
 from xopen import xopen
 
 from wgsvault.codec import htslib
-from wgsvault.codec.fastqfmt import FastqFormat, diagnose, read_recipe
+from wgsvault.codec.fastq_decode import decode_cram
+from wgsvault.codec.fastqfmt import Recipe, diagnose, read_recipe
 from wgsvault.codec.refs import Registry, read_header_sq
 from wgsvault.errors import InputError, IntegrityError
 from wgsvault.inventory.digest import sha256_file
@@ -71,73 +70,51 @@ def file_entry(path: Path, decompressed: bool) -> dict[str, object]:
     return entry
 
 
-def _hash_stream(path: str, out: dict[str, tuple[str, int]], key: str) -> None:
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-    out[key] = (h.hexdigest(), n)
+def restored_digests(
+    cram: Path, recipe: Recipe, *, cache: Path | None, threads: int = 0
+) -> list[tuple[str, int]]:
+    """sha256/length of each FASTQ file that the restore gives back from `cram` (streamed, the
+    very decoding path `restore` uses: fastq_decode)."""
+    digests = [hashlib.sha256() for _ in recipe.files]
+    sizes = [0 for _ in recipe.files]
 
+    def sink(i: int) -> Callable[[bytes | memoryview], None]:
+        def take(data: bytes | memoryview) -> None:
+            digests[i].update(data)
+            sizes[i] += len(data)
 
-def restored_digests(cram: Path, fmt: FastqFormat, *, cache: Path | None) -> list[tuple[str, int]]:
-    """sha256/length of each FASTQ that `samtools fastq` restores from `cram` (streamed)."""
-    with tempfile.TemporaryDirectory(prefix="wgsvault-restore-") as d:
-        fifos = [os.path.join(d, f"r{i}.fq") for i in (1, 2)] if fmt.paired else [f"{d}/r0.fq"]
-        for f in fifos:
-            os.mkfifo(f)
-        outs = fmt.output_args(fifos)
-        results: dict[str, tuple[str, int]] = {}
-        readers = [
-            threading.Thread(target=_hash_stream, args=(f, results, f), daemon=True) for f in fifos
-        ]
-        for t in readers:
-            t.start()
-        proc = htslib.popen(
-            ["fastq", *fmt.fastq_args(), *outs, str(cram)], cache=cache, stdout=subprocess.DEVNULL
-        )
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            for f, t in zip(fifos, readers, strict=True):
-                _release(f, t)
-        for t in readers:
-            t.join()
-        if proc.returncode != 0:
-            raise IntegrityError(f"{cram}: restore failed: {htslib.first_error(err.decode())}")
-        return [results[f] for f in fifos]
+        return take
 
-
-def _release(fifo: str, reader: threading.Thread) -> None:
-    """Unblock a reader still waiting for a writer that will never come (samtools failed)."""
-    while reader.is_alive():
-        with contextlib.suppress(OSError):  # ENXIO: the reader has not opened its end yet
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        reader.join(0.01)
+    decode_cram(
+        cram, recipe, [[sink(i)] for i in range(len(recipe.files))], cache=cache, threads=threads
+    )
+    return [(d.hexdigest(), n) for d, n in zip(digests, sizes, strict=True)]
 
 
 def prove_fastq(
     inputs: list[Path],
     cram: Path,
-    fmt: FastqFormat,
+    recipe: Recipe,
     *,
     threads: int = 0,
-    originals: list[Future[dict[str, object]]] | None = None,
+    originals: list[dict[str, object]] | None = None,
 ) -> dict[str, Any]:
-    """Prove that `cram` restores every FASTQ in `inputs` byte for byte; raise if not."""
+    """Prove that `cram` restores every FASTQ in `inputs` byte for byte; raise if not.
+
+    `originals`: the inputs' entries (`file_entry`) if the caller hashed them while converting."""
     with ThreadPoolExecutor(max_workers=len(inputs) + 1) as pool:
-        orig = originals or [pool.submit(file_entry, p, True) for p in inputs]
+        orig = [pool.submit(file_entry, p, True) for p in inputs] if originals is None else []
         out_entry = pool.submit(file_entry, cram, False)
-        restored = restored_digests(cram, fmt, cache=None)
-        entries = [f.result() for f in orig]
+        restored = restored_digests(cram, recipe, cache=None, threads=threads)
+        entries = originals if originals is not None else [f.result() for f in orig]
         output = out_entry.result()
     checks = []
-    for path, entry, (digest, n) in zip(inputs, entries, restored, strict=True):
+    for i, (path, entry, (digest, n)) in enumerate(zip(inputs, entries, restored, strict=True)):
         ok = digest == entry["decompressed_sha256"]
         checks.append({"file": str(path), "restored_sha256": digest, "bytes": n, "ok": ok})
         if not ok:
             with tempfile.TemporaryDirectory(prefix="wgsvault-diag-") as d:
-                where = _diagnose(path, cram, fmt, Path(d), inputs.index(path))
+                where = _diagnose(path, cram, recipe, Path(d), i)
             raise InputError(
                 f"{path}: the CRAM would not give this FASTQ back byte for byte: {where}; "
                 "nothing was written"
@@ -148,18 +125,22 @@ def prove_fastq(
         "ok": True,
         "inputs": entries,
         "output": output,
-        "recipe": fmt.to_dict(),
+        "recipe": recipe.to_dict(),
         "checks": {"restore_sha256": checks, "decode_with_registry": True},
         "tools": htslib.versions(),
         "reference": None,
     }
 
 
-def _diagnose(original: Path, cram: Path, fmt: FastqFormat, d: Path, index: int) -> str:
-    names = ["r1.fq", "r2.fq"] if fmt.paired else ["r0.fq"]
-    outs = fmt.output_args([str(d / n) for n in names])
-    htslib.run(["fastq", *fmt.fastq_args(), *outs, str(cram)], cache=None, what=str(cram))
-    return diagnose(original, d / names[index])
+def _diagnose(original: Path, cram: Path, recipe: Recipe, d: Path, index: int) -> str:
+    paths = [d / f"r{i}.fq" for i in range(len(recipe.files))]
+    files = [open(p, "wb") for p in paths]  # noqa: SIM115 - closed below
+    try:
+        decode_cram(cram, recipe, [[f.write] for f in files], cache=None)
+    finally:
+        for f in files:
+            f.close()
+    return diagnose(original, paths[index])
 
 
 def record_checksums(path: Path, *, cache: Path | None, threads: int = 0) -> dict[str, str]:
@@ -308,8 +289,11 @@ def verify(originals: list[Path], new: Path, *, registry: Registry) -> dict[str,
         fmt = read_recipe(new)
         if fmt is None:
             raise InputError(f"{new}: no wgsvault FASTQ recipe in its header (not from convert)")
-        if len(originals) != (2 if fmt.paired else 1):
-            raise InputError(f"{new}: holds {'paired' if fmt.paired else 'single-end'} reads")
+        if len(originals) != len(fmt.files):
+            raise InputError(
+                f"{new}: holds {fmt.layout} reads from {len(fmt.files)} FASTQ file(s), "
+                f"not {len(originals)}"
+            )
         try:
             return prove_fastq(list(originals), new, fmt)
         except InputError as exc:
