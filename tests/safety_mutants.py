@@ -125,6 +125,20 @@ MUTANTS = [
         ("tests/test_dialects.py::test_bad_input_is_refused_by_line",),
     ),
     Mutant(
+        "aligned restore: a sidecar serves only the CRAM it was made for",
+        "codec/covers_restore.py",
+        "if cram_sha != sc.cram_sha256:",
+        "if False:",
+        ("tests/test_covers.py::test_wrong_sidecar_for_cram",),
+    ),
+    Mutant(
+        "aligned restore: the original's sha256 is checked before the files land",
+        "codec/covers_restore.py",
+        "if keep_order and digest != meta.sha256_decompressed:",
+        "if False:",
+        ("tests/test_covers.py::test_restore_whose_bytes_differ_from_the_original_lands_nothing",),
+    ),
+    Mutant(
         "proof of a BAM conversion: equal record checksums",
         "codec/verify.py",
         "elif ca != cb:",

@@ -165,13 +165,13 @@ def test_codec_commands_end_to_end(tmp_path: Path) -> None:
 
 def test_codec_bad_input_is_one_line(tmp_path: Path) -> None:
     fq = tmp_path / "x_R1.fastq"
-    fq.write_text("@r1 x\nacgt\n+\nFFFF\n")
+    fq.write_text("@r1 x\nacgt\n+\nFFF\n")
     res = run_cli(
         "convert", "fastq", str(fq), "-o", str(tmp_path / "x.cram"), home=tmp_path, check=False
     )
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"wgsvault: error: {fq}: record 1")
+    assert len(lines) == 1 and lines[0].startswith(f"wgsvault: error: {fq}: line 4 (record 1)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x_R1.fastq"]
     res = run_cli(
         "convert",

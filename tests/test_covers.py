@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import gzip
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dnaio
 import numpy as np
 import pysam
 import pytest
 
-from wgsvault.codec import htslib, records
+from wgsvault.codec import (
+    covers_batches,
+    covers_scatter,
+    covers_sort,
+    covers_write,
+    htslib,
+    records,
+)
 from wgsvault.codec import sidecar as sidecar_fmt
 from wgsvault.codec.covers import verify_covers
 from wgsvault.codec.covers_restore import restore_fastq
 from wgsvault.codec.records import canonical_key, order_key
 from wgsvault.codec.sidecar import read as read_sidecar
 from wgsvault.demo import synth
-from wgsvault.errors import InputError
+from wgsvault.errors import InputError, IntegrityError
 
 from conftest import shared
 
@@ -236,7 +245,7 @@ def test_single_end(genome: synth.GenomeFiles, tmp_path: Path):
 
 
 def _spy_sorts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """For every samtools sort that covers/covers_restore run: its temporary files at merge time."""
+    """For every samtools sort that covers runs: its temporary files at merge time."""
     spills: list[int] = []
     real = records.SamSort.sorted
 
@@ -252,10 +261,36 @@ def _spy_sorts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return spills
 
 
-def test_tiny_sort_memory_spills_and_gives_identical_output(
+def _spy_restore(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Counts of the restore's out-of-memory steps (bucket spills, bucket splits, spills of the
+    original order's buckets) and of its reads of SAM text."""
+    seen: Counter[str] = Counter()
+
+    def counted(what: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen[what] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(
+        covers_scatter.BucketStore, "spill", counted("spill", covers_scatter.BucketStore.spill)
+    )
+    monkeypatch.setattr(covers_batches, "_split", counted("split", covers_batches._split))
+    monkeypatch.setattr(covers_scatter, "_scatter_sam", counted("sam", covers_scatter._scatter_sam))
+    spill = counted("order spill", covers_write.Reorder._spill)
+    monkeypatch.setattr(covers_write.Reorder, "_spill", spill)
+    return seen
+
+
+def _no_temporaries(root: Path) -> None:
+    assert not list(root.rglob(".*.restore.*")) and not list(root.rglob(".*.tmp"))
+
+
+def test_tiny_memory_spills_splits_and_gives_identical_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """With samtools sort limited to 1M it merges temporary files; the output is the same."""
+    """Buckets spilled to files and split (a 32 KB bucket limit): the very same output."""
     ref = synth.write_reference(tmp_path / "ref.fa", seed=11)
     g = synth.write_genome(tmp_path / "G", "G", ref, seed=5, n_pairs=6000)
     r1, r2 = _records(g.fastq_r1), _records(g.fastq_r2)
@@ -269,31 +304,301 @@ def test_tiny_sort_memory_spills_and_gives_identical_output(
     sc = tmp_path / "P.sidecar"
     rep = verify_covers(fq, g.cram, reference=ref, sidecar=sc, keep_order=True, sort_memory="1M")
     assert rep.covered and rep.order == "permutation"
+    assert spills and spills[0] >= 1  # verify's order sort, at 1M, merged temporary files
+    seen = _spy_restore(monkeypatch)
     outs = {}
-    for mem in ("1M", "512M"):
+    for tiny in (True, False):
         for ko in (False, True):
             got = restore_fastq(
                 g.cram,
                 sc,
-                tmp_path / mem / str(ko) / "P",
+                tmp_path / str(tiny) / str(ko) / "P",
                 reference=ref,
                 keep_order=ko,
                 gzip=False,
-                sort_memory=mem,
+                sort_memory="1M" if tiny else "512M",
+                bucket_limit=32 << 10 if tiny else 64 << 20,
             )
-            outs[mem, ko] = [p.read_bytes() for p in got]
-    assert outs["1M", False] == outs["512M", False]
-    assert outs["1M", True] == outs["512M", True] == [_gunzip(p) for p in fq]
-    # verify's order sort, then per restore (canonical, canonical + original order) at 1M, 512M
-    assert len(spills) == 1 + 3 + 3
-    assert min(spills[:4]) >= 1 and max(spills[4:]) == 0, spills  # 1M spills, 512M does not
-    assert not list(tmp_path.rglob(".*.restore.*")) and not list(tmp_path.rglob(".*.tmp"))
+            outs[tiny, ko] = [p.read_bytes() for p in got]
+        if tiny:  # the 4 MB of records went to files, and the one tile was split
+            assert seen["spill"] >= 2 and seen["split"] >= 2 and seen["sam"] == 0, seen
+            seen.clear()
+    assert not seen  # with room enough: in memory and unsplit
+    assert outs[True, False] == outs[False, False]
+    assert outs[True, True] == outs[False, True] == [_gunzip(p) for p in fq]
+    _no_temporaries(tmp_path)
     # canonical order, every record once
-    canon = [_records(tmp_path / "1M" / "False" / f"P_R{i}.fastq") for i in (1, 2)]
+    canon = [_records(tmp_path / "True" / "False" / f"P_R{i}.fastq") for i in (1, 2)]
     keys = [canonical_key(n.split()[0]) for n, _, _ in canon[0]]
     assert (
         keys == sorted(keys) and sorted(canon[0]) == sorted(r1) and sorted(canon[1]) == sorted(r2)
     )
+
+
+def _tricky_names(n: int, rng: random.Random) -> list[str]:
+    """Read names of every kind the canonical order tells apart (all distinct)."""
+    kinds = [
+        "I:R:F:1:1101:{x}:{y}",
+        "I:R:F:01:1101:{x}:{y}",  # the same head spelled otherwise: sorted with the above
+        "I:R:F:1:1101:{x}:{y:011d}",  # 11 digits: read by int(), equal to its short form
+        "I:R:F:1:1101:{x}:1_{y}",  # int() reads `1_5` as 15
+        "I:R:F:1:1101:{x}:-{y}",
+        "I:R:F:2:2212:{x}:{y}",
+        ":1:1101:{x}:{y}",  # empty prefix
+        "I:R:F:1:1101:{x}:y{y}",  # no integer Y: not an Illumina name
+        "SRR1.{y}",  # no colon
+        "a:{y}",
+        "q:{x}:{y}",
+    ]
+    names: set[str] = set()
+    while len(names) < n:
+        kind = rng.choice(kinds)
+        names.add(kind.format(x=rng.randint(1000, 1400), y=rng.randint(1, 60)))
+    return sorted(names)
+
+
+def test_every_kind_of_name_sorts_canonically_in_buckets(tmp_path: Path):
+    """Routing, batching, splitting and sorting (no samtools): the order is canonical_key's."""
+    rng = random.Random(8)
+    names = _tricky_names(3000, rng)
+    rng.shuffle(names)
+    heads = [f"@{n} 0:N:0:0".encode() for n in names]
+    seqs = [b"ACGT"[: 1 + i % 4] for i in range(len(names))]
+    quals = [b"IIII"[: 1 + i % 4] for i in range(len(names))]
+    rules = covers_sort.Rules(Path("x.cram"), (48,), {48: b"\n"}, {48: {}}, {}, set())
+    got = {}
+    for budget, limit in ((64 << 20, 64 << 20), (8 << 10, 4 << 10)):
+        work = tmp_path / str(limit)
+        (work / "s").mkdir(parents=True)
+        spread = covers_scatter.Scatter(covers_scatter.BucketStore(work / "s", budget))
+        for i in range(0, len(heads), 500):
+            spread.add(heads[i : i + 500], seqs[i : i + 500], quals[i : i + 500], 1000)
+        order = []
+        for batch in covers_batches.sorted_buckets(spread, rules, limit, work):
+            order += [name[1:].decode() for name in batch[48].names]
+        got[limit] = order
+    assert got[4 << 10] == got[64 << 20] == sorted(names, key=canonical_key)
+
+
+def test_names_of_every_kind_restore(
+    genome: synth.GenomeFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Tricky names through samtools and back: original order and canonical order, with and
+    without spilled and split buckets."""
+    fq_recs = [_records(genome.fastq_r1), _records(genome.fastq_r2)]
+    old = [r[0].split()[0] for r in fq_recs[0]]
+    new = dict(zip(old, _tricky_names(len(old), random.Random(2)), strict=True))
+
+    def rename(a: pysam.AlignedSegment) -> bool:
+        a.query_name = new[a.query_name]
+        return True
+
+    cram = _copy_alignments(genome.cram, tmp_path / "N.cram", genome.reference, rename)
+    fq = [
+        _write_fastq(
+            tmp_path / f"N_R{i}.fastq",
+            [(f"{new[n.split()[0]]} {n.split()[1]}", s, q) for n, s, q in recs],
+        )
+        for i, recs in ((1, fq_recs[0]), (2, fq_recs[1]))
+    ]
+    sc = tmp_path / "N.sidecar"
+    rep = verify_covers(fq, cram, reference=genome.reference, sidecar=sc, keep_order=True)
+    assert rep.covered and rep.order == "permutation", rep.reason
+    seen = _spy_restore(monkeypatch)
+    canon = {}
+    for tiny in (False, True):
+        kw: dict[str, Any] = {"sort_memory": "1M", "bucket_limit": 4 << 10} if tiny else {}
+        where = tmp_path / str(tiny)
+        outs = restore_fastq(
+            cram, sc, where / "K", reference=genome.reference, keep_order=True, **kw
+        )
+        assert [_gunzip(p) for p in outs] == [p.read_bytes() for p in fq]
+        outs = restore_fastq(cram, sc, where / "C", reference=genome.reference, gzip=False, **kw)
+        canon[tiny] = [p.read_bytes() for p in outs]
+        keys = [canonical_key(n.split()[0]) for n, _, _ in _records(outs[0])]
+        assert keys == sorted(keys)
+    assert canon[True] == canon[False]
+    assert seen["split"] >= 2 and seen["sam"] == 0, seen
+    _no_temporaries(tmp_path)
+
+
+def test_plus_line_repeating_the_header_in_a_permuted_order(
+    genome: synth.GenomeFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`+NAME COMMENT` third lines, a shuffled order, the order's buckets spilled to files."""
+    recs = [_records(genome.fastq_r1), _records(genome.fastq_r2)]
+    perm = list(range(len(recs[0])))
+    random.Random(6).shuffle(perm)
+    fq = []
+    for i, rs in enumerate(recs, 1):
+        path = tmp_path / f"T_R{i}.fastq"
+        path.write_text(
+            "".join(f"@{rs[j][0]}\n{rs[j][1]}\n+{rs[j][0]}\n{rs[j][2]}\n" for j in perm)
+        )
+        fq.append(path)
+    sc = tmp_path / "T.sidecar"
+    rep = verify_covers(fq, genome.cram, reference=genome.reference, sidecar=sc, keep_order=True)
+    assert rep.covered and rep.order == "permutation"
+    assert all(f.two_headers for f in read_sidecar(sc).files)
+    seen = _spy_restore(monkeypatch)
+    for memory in ("64K", "512M"):
+        outs = restore_fastq(
+            genome.cram,
+            sc,
+            tmp_path / memory / "T",
+            reference=genome.reference,
+            keep_order=True,
+            gzip=False,
+            sort_memory=memory,
+        )
+        assert [p.read_bytes() for p in outs] == [p.read_bytes() for p in fq]
+        if memory == "64K":  # the buckets, and the records in original-order buckets, in files
+            assert seen["spill"] >= 1 and seen["order spill"] >= 1, seen
+    _no_temporaries(tmp_path)
+
+
+def test_cram_that_cannot_be_decoded_leaves_nothing(tmp_path: Path):
+    """samtools fails (the reference is gone): InputError with its message, nothing written."""
+    ref = synth.write_reference(tmp_path / "ref.fa", seed=7)
+    g = synth.write_genome(tmp_path / "G", "G", ref, seed=3, n_pairs=50)
+    sc = tmp_path / "G.sidecar"
+    fq = [g.fastq_r1, g.fastq_r2]
+    assert verify_covers(fq, g.cram, reference=ref, sidecar=sc, keep_order=True).covered
+    for p in tmp_path.glob("ref.fa*"):
+        p.rename(tmp_path / f"gone{p.name[3:]}")
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"G\.cram: cannot read alignments: .*ref\.fa"):
+        restore_fastq(g.cram, sc, out / "G", keep_order=True)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("bases", "sam"), [("ACMGRSVTWYHKDBN", 0), ("=ACGTN", 1)])
+def test_fastq_writer_gives_what_parse_record_reads(
+    bases: str, sam: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """htslib's FASTQ writer (the restore's reader) and parse_record (verify's) agree on every
+    IUPAC code reverse-complemented, empty reads, READ1 and READ2 both set (READ1). A `=` on the
+    reverse strand, which htslib writes `!`, sends the restore to the SAM text."""
+    rng = random.Random(12)
+    out = tmp_path / "iupac.bam"
+    with pysam.AlignmentFile(str(out), "wb", header={"HD": {"VN": "1.6"}}) as bam:
+        for i in range(300):
+            seq = "".join(rng.choices(bases, k=rng.choice([0, 1, 7, 40])))
+            name = f"I:R:F:{1 + i % 2}:1101:{rng.randint(1, 999)}:{i}"
+            for mate in (0x40 | (0x80 if i % 50 == 0 else 0), 0x80):
+                a = pysam.AlignedSegment()
+                a.query_name = name
+                a.flag = 0x1 | 0x4 | mate | (0x10 if rng.random() < 0.5 else 0)
+                a.query_sequence = seq or None
+                if seq:
+                    a.query_qualities = pysam.qualitystring_to_array(
+                        "".join(rng.choices("#-8F<K", k=len(seq)))
+                    )
+                bam.write(a)
+    seen: dict[str, list[tuple[str, str, str]]] = {"1": [], "2": []}
+    for key, s, q in records.primary_records(out, None):
+        seen[key[-1]].append((key[:-1], s, q))
+    fq = [_write_fastq(tmp_path / f"I_R{m}.fastq", seen[m]) for m in ("1", "2")]
+    sc = tmp_path / "I.sidecar"
+    rep = verify_covers(fq, out, sidecar=sc, keep_order=True)
+    assert rep.covered and rep.fastq_records == 600, rep.reason
+    spy = _spy_restore(monkeypatch)
+    outs = restore_fastq(out, sc, tmp_path / "back" / "I", keep_order=True, gzip=False)
+    assert [p.read_bytes() for p in outs] == [p.read_bytes() for p in fq]
+    assert spy["sam"] == sam
+
+
+def test_oq_qualities_restore_through_sam_text(
+    genome: synth.GenomeFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """htslib's FASTQ writer ignores OQ: the restore reads the SAM text instead."""
+
+    def recalibrate(a: pysam.AlignedSegment) -> bool:
+        a.set_tag("OQ", a.query_qualities_str)
+        a.query_qualities = pysam.qualitystring_to_array("5" * a.query_length)
+        return True
+
+    cram = _copy_alignments(genome.cram, tmp_path / "B.cram", genome.reference, recalibrate)
+    fq = [genome.fastq_r1, genome.fastq_r2]
+    sc = tmp_path / "B.sc"
+    assert verify_covers(fq, cram, reference=genome.reference, sidecar=sc, keep_order=True).covered
+    seen = _spy_restore(monkeypatch)
+    outs = restore_fastq(cram, sc, tmp_path / "B", reference=genome.reference, keep_order=True)
+    assert [_gunzip(p) for p in outs] == [_gunzip(p) for p in fq]
+    assert seen["sam"] == 1
+
+
+def _unmapped(path: Path, reads: list[tuple[str, str, str | None]]) -> Path:
+    """A single-end BAM of unmapped reads; qualities None: absent (0xff)."""
+    with pysam.AlignmentFile(str(path), "wb", header={"HD": {"VN": "1.6"}}) as out:
+        for name, seq, qual in reads:
+            a = pysam.AlignedSegment()
+            a.query_name, a.flag, a.query_sequence = name, 4, seq
+            if qual is not None:
+                a.query_qualities = pysam.qualitystring_to_array(qual)
+            out.write(a)
+    return path
+
+
+def test_reads_without_qualities(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """htslib writes absent qualities as `B`s; parse_record (which verify uses) as '' or, for
+    one base, `*`: an excluded read without them is still recognised, and a one-base read sends
+    the restore to the SAM text."""
+    rng = random.Random(5)
+    reads = [
+        (f"I:R:F:1:1101:{rng.randint(1000, 9000)}:{i}", "".join(rng.choices("ACGT", k=30)), None)
+        for i in range(60)
+    ]
+    reads = [(n, s, "".join(rng.choices("#-8F", k=30))) for n, s, _ in reads]
+    extra = ("I:R:F:1:1101:5:7000", "ACGTT", None)  # absent qualities, not in the FASTQ
+    one = ("I:R:F:1:1101:6:7001", "A", None)  # one base: parse_record reads Q9 `*`
+    seen = _spy_restore(monkeypatch)
+    for case, cram_reads, fq_reads, sam in (
+        ("X", [*reads, extra], reads, 0),
+        ("O", [*reads, extra, one], [*reads, (one[0], "A", "*")], 1),
+    ):
+        bam = _unmapped(tmp_path / f"{case}.bam", cram_reads)
+        fq = _write_fastq(tmp_path / f"{case}.fastq", list(reversed(fq_reads)))
+        sc = tmp_path / f"{case}.sc"
+        rep = verify_covers([fq], bam, sidecar=sc, keep_order=True)
+        assert rep.covered and rep.extra == 1, rep.reason
+        (out,) = restore_fastq(bam, sc, tmp_path / f"{case}-back", keep_order=True, gzip=False)
+        assert out.read_bytes() == fq.read_bytes()
+        assert seen["sam"] == sam
+        seen.clear()
+
+
+def test_failed_restore_leaves_nothing(genome: synth.GenomeFiles, tmp_path: Path):
+    """A sidecar that does not fit (a record count changed): IntegrityError, no output files,
+    no temporary files (the buckets had gone to files)."""
+    fq = [genome.fastq_r1, genome.fastq_r2]
+    sc = tmp_path / "F.sidecar"
+    assert verify_covers(fq, genome.cram, reference=genome.reference, sidecar=sc).covered
+    bad = read_sidecar(sc)
+    bad.files[1].records += 1
+    sc.write_bytes(sidecar_fmt.encode(bad))
+    out = tmp_path / "out"
+    with pytest.raises(IntegrityError, match=r"gives 400 records for .*_R2.*says 401"):
+        restore_fastq(genome.cram, sc, out / "F", reference=genome.reference, sort_memory="64K")
+    assert list(out.iterdir()) == []
+
+
+def test_restore_whose_bytes_differ_from_the_original_lands_nothing(
+    genome: synth.GenomeFiles, tmp_path: Path
+):
+    """The sha256 of the original stream is the last word before a keep_order restore lands."""
+    fq = [genome.fastq_r1, genome.fastq_r2]
+    sc = tmp_path / "H.sidecar"
+    assert verify_covers(fq, genome.cram, reference=genome.reference, sidecar=sc,
+                         keep_order=True).covered
+    bad = read_sidecar(sc)
+    bad.files[0].sha256_decompressed = "0" * 64
+    sc.write_bytes(sidecar_fmt.encode(bad))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(IntegrityError, match=r"restored stream differs from the original"):
+        restore_fastq(genome.cram, sc, out / "H", reference=genome.reference, keep_order=True)
+    assert list(out.iterdir()) == []
 
 
 def test_order_key_sorts_like_canonical_key():
@@ -423,8 +728,6 @@ def test_wrong_sidecar_for_cram(genome: synth.GenomeFiles, tmp_path: Path):
 
 
 # ------------------------------------------------------------------------------ shared data
-
-
 
 
 def test_real_na12878_reads(tmp_path: Path):

@@ -8,8 +8,9 @@ byte by `fastq_encode` and given back by `fastq_decode`; `fastqfmt` holds the re
 converted CRAM carries. `convert` writes FASTQ -> unaligned CRAM and BAM -> CRAM, proven by
 `verify` before they land. `covers` proves that FASTQ files are contained in an aligned CRAM
 (reading them with `fastq_input`, the CRAM with `records`; `covers_detail` finds where they differ)
-and writes the `sidecar`, from which `covers_restore` gives the FASTQ back; `restore` is the one
-entry point for giving originals back.
+and writes the `sidecar`, from which `covers_restore` gives the FASTQ back (an external bucket
+sort: `covers_scatter`, `covers_batches` with `covers_sort`, `covers_write`); `restore` is the
+one entry point for giving originals back.
 
 May use: inventory (file types, digests), the catalog (the registry's rows) and the utilities.
 Independent of plan.

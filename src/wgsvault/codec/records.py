@@ -4,16 +4,19 @@ What proving (covers.py) and restoring (covers_restore.py) FASTQ from an aligned
 
 * `primary_records`, the one reader of a CRAM's primary records (`samtools view -F 0x900` in a
   child process, SAM text parsed here by `parse_record`: reverse-strand records reverse-
-  complemented back, qualities from `OQ` when present);
+  complemented back, qualities from `OQ` when present); `view_fastq`, the same records as
+  htslib's FASTQ writer gives them, which the restore reads (checked against `parse_record`);
 * the record digests (`core_digest` of name+mate, sequence, qualities; `full_digest` with the
   header tail);
-* `SamSort`, `samtools sort -t TAG` of records fed from Python, which sorts out of core;
+* `SamSort`, `samtools sort -t TAG` of records fed from Python, which sorts out of core (the
+  proof's order ranks; the restore sorts by itself, covers_batches.py);
 * the canonical order: read pairs (or single reads) sorted by `canonical_key`: Illumina names
   `PREFIX:LANE:TILE:X:Y` (e.g. `INSTR:RUN:FC:LANE:TILE:X:Y`) by (prefix, lane, tile, y, x), which
   is the order bcl2fastq writes within a tile; other names after them, by name; ties (equal names)
   by the records' full digests. `order_key` is a string that sorts byte-wise (`strcmp`) exactly
-  like `canonical_key`, so that samtools can sort by it. With `keep_order` the sidecar holds each
-  original record's rank in that order (`identity` when the input already is canonical).
+  like `canonical_key`, so that samtools can sort by it (covers_sort.py sorts by the same key,
+  read from the names with numpy). With `keep_order` the sidecar holds each original record's
+  rank in that order (`identity` when the input already is canonical).
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ class _Child:
         else:
             self.proc = htslib.popen(args, cache=None, stderr=self._err)
         assert self.proc.stdout is not None
+        self.stdout: IO[bytes] = self.proc.stdout  # as bytes (read either this or `lines`)
         self.lines: IO[str] = io.TextIOWrapper(self.proc.stdout, encoding="utf-8", newline="\n")
 
     def message(self) -> str:
@@ -200,6 +204,25 @@ def view_records(cram: Path, reference: Path | None, header: bool) -> _Child:
         args += ["-T", str(reference)]
     if header:
         args.append("-h")
+    return _Child([*args, str(cram)], f"{cram}: cannot read alignments", InputError, False)
+
+
+def view_fastq(cram: Path, reference: Path | None, threads: int) -> _Child:
+    """`samtools view -O fastq` of the primary records (htslib's FASTQ writer), read as bytes.
+
+    Reverse-strand records come reverse-complemented back, as `parse_record` gives them; the
+    comment is CASAVA's, whose first character is the mate code (1 if READ1, else 2 if READ2,
+    else 0: `parse_record`'s rule); an `OQ` tag, if any, follows the comment after a tab. Only
+    the fields a FASTQ needs are decoded (no MD/NM). Every record is written (`samtools fastq`
+    keeps one record per name and mate of the records of one name that follow each other).
+    """
+    args = ["view", "--no-PG", "-@", str(threads), "-F", "0x900", "--keep-tag", "OQ"]
+    # CRAM fields decoded: SAM_QNAME | SAM_FLAG | SAM_SEQ | SAM_QUAL | SAM_AUX (htslib/sam.h)
+    args += ["--input-fmt-option", "decode_md=0", "--input-fmt-option", "required_fields=0xE03"]
+    args += ["-O", "fastq", "--output-fmt-option", "fastq_casava"]
+    args += ["--output-fmt-option", "fastq_aux=OQ"]
+    if reference is not None:
+        args += ["-T", str(reference)]
     return _Child([*args, str(cram)], f"{cram}: cannot read alignments", InputError, False)
 
 

@@ -13,7 +13,7 @@ convention and the order of the records. The sidecar stores exactly that, compac
   records that are not in the FASTQ (e.g. singletons whose mate was dropped when the FASTQ was
   written, or a duplicated record), so a restore skips exactly those records;
 * optionally the *order*: for each record (pair) in original order its rank in the canonical order
-  (see `wgsvault.covers_restore.canonical_key`), delta- and zigzag-encoded; an original order that
+  (see `wgsvault.codec.records.canonical_key`), delta- and zigzag-encoded; an original order that
   already is canonical (usual for bcl2fastq output, which follows tile/y) is stored as the word
   `identity`;
 * the sha256 of the CRAM the sidecar belongs to.
