@@ -121,6 +121,17 @@ def test_disabled_principal(store: Catalog) -> None:
         access.issue_token(store, "ann")
 
 
+def test_reporting_principal_sees_no_genome_data(store: Catalog) -> None:
+    """A steering-group member's principal reads aggregate reports, never genomes, even with a
+    grant given by mistake; a bad role is refused."""
+    access.add_principal(store, "board", role="reporting")
+    access.add_grant(store, "board", genomes=["G1"], granted_by=BY)
+    d = access.authorize(store, "board", "G1")
+    assert not d.allowed and "reporting role" in d.reason
+    with pytest.raises(InputError, match="role 'boss': choose one of data, reporting, admin"):
+        access.add_principal(store, "x", role="boss")
+
+
 def test_only_the_sha256_is_stored(catalog: Catalog) -> None:
     access.add_principal(catalog, "ann")
     token = access.issue_token(catalog, "ann")

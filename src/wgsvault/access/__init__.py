@@ -15,7 +15,7 @@ apply; serve and the CLI use it.
 
 from wgsvault.access.decide import NOT_FOUND, Decision, authorize, record_decision, still_allowed
 from wgsvault.access.grants import KINDS, add_grant, cohort, list_grants, revoke_grant
-from wgsvault.access.principals import add_principal, disable_principal, list_principals
+from wgsvault.access.principals import ROLES, add_principal, disable_principal, list_principals
 from wgsvault.access.regions import Region, parse_region
 from wgsvault.access.tokens import (
     PREFIX_CHARS,
@@ -41,6 +41,7 @@ __all__ = [
     "Region",
     "Unauthenticated",
     "add_grant",
+    "ROLES",
     "add_principal",
     "authenticate",
     "authenticate_token",

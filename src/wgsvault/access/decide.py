@@ -96,6 +96,8 @@ def authorize(
         p = s.scalar(select(Principal).where(Principal.name == name))
         if p is None or p.disabled_at is not None:
             return Decision(False, f"principal {name} is unknown or disabled")
+        if p.role == "reporting":  # aggregates only, whatever grants it may hold
+            return Decision(False, f"principal {name} has the reporting role: reports only")
         g = s.scalar(select(Genome).where(Genome.name == genome))
         if g is None:
             return Decision(False, NOT_FOUND, known=False)

@@ -68,10 +68,23 @@ def find_principal(session: Session, principal: Principal | str) -> Principal:
     return row
 
 
+#: what a principal is for: `data` (genomes, as its grants decide), `reporting` (aggregate
+#: reports and the dashboard, counts 1-4 suppressed), `admin` (a data-controller administrator:
+#: reports with exact counts)
+ROLES = ("data", "reporting", "admin")
+
+
 def add_principal(
-    catalog: Catalog, name: str, description: str | None = None, *, actor: str | None = None
+    catalog: Catalog,
+    name: str,
+    description: str | None = None,
+    *,
+    actor: str | None = None,
+    role: str = "data",
 ) -> Principal:
     """Add a principal; `InputError` if the name is taken or not a plain name."""
+    if role not in ROLES:
+        raise InputError(f"role {role!r}: choose one of {', '.join(ROLES)}")
     if not _NAME.match(name or ""):
         raise InputError(
             f"principal name {name!r}: use letters, digits and . _ @ + - (at most 200 characters,"
@@ -81,10 +94,10 @@ def add_principal(
     with catalog.session() as s:
         if s.scalar(select(Principal.id).where(Principal.name == name)) is not None:
             raise InputError(f"principal {name!r} exists already")
-        row = Principal(name=name, description=description)
+        row = Principal(name=name, description=description, role=role)
         s.add(row)
         s.flush()
-        audit_change(s, actor or audit.default_actor(), "principal-add", principal=name)
+        audit_change(s, actor or audit.default_actor(), "principal-add", principal=name, role=role)
         return row
 
 

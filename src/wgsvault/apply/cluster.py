@@ -199,6 +199,7 @@ def submit_plan(
             executor="slurm",
             status="submitted",
             options=json.dumps(asdict(opts), sort_keys=True),
+            promised_bytes=sum(int(a.get("expected_bytes_freed") or 0) for a in ready),
         )
         s.add(run)
         s.flush()

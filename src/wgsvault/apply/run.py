@@ -98,6 +98,7 @@ def apply_plan(
             host=socket.gethostname(),
             pid=os.getpid(),
             executor=executor.name,
+            promised_bytes=sum(int(a.get("expected_bytes_freed") or 0) for a in ready),
         )
         s.add(run)
         s.flush()
@@ -151,7 +152,11 @@ def apply_plan(
             s.execute(
                 update(ApplyRun)
                 .where(ApplyRun.id == run_id)
-                .values(status=status, finished_at=dt.datetime.now(dt.UTC))
+                .values(
+                    status=status,
+                    finished_at=dt.datetime.now(dt.UTC),
+                    freed_bytes=summary.bytes_freed,
+                )
             )
             audit.append(
                 s,

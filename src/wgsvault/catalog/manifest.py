@@ -1,10 +1,14 @@
 """Importing the clinical context of genomes from a CSV manifest.
 
 Columns: `genome_id` (required) and any of `patient_group`, `indication`, `requisition_region`,
-`sequencing_date` (YYYY-MM-DD). Comma, semicolon or tab separated, UTF-8 (a BOM is accepted). The
-whole file is validated before anything is written: every problem is reported with its line number,
-and the import is all or nothing. Known genomes are updated, new ones added; an empty cell leaves a
-known value as it was.
+the case's dates `requisition_date`, `sample_date`, `sequencing_date`, `delivery_date`,
+`report_date` (YYYY-MM-DD; empty while a step is pending), `urgency` (`acute`, `urgent`,
+`standard`), `family_id` (genomes of one trio or family share it), `sex` (`female`, `male`,
+`unknown`) and `answered` (`yes`/`no`: the report answered the clinical question). Comma,
+semicolon or tab separated, UTF-8 (a BOM is accepted). The whole file is validated before
+anything is written: every problem is reported with its line number, and the import is all or
+nothing. Known genomes are updated, new ones added; an empty cell leaves a known value as it was,
+so importing the same file again changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,29 @@ from wgsvault.catalog.db import Catalog
 from wgsvault.catalog.models import Genome
 from wgsvault.errors import InputError
 
-COLUMNS = ("genome_id", "patient_group", "indication", "requisition_region", "sequencing_date")
+DATES = ("requisition_date", "sample_date", "sequencing_date", "delivery_date", "report_date")
+#: dates that cannot come before others (a case is requisitioned, then delivered and reported)
+ORDER = (
+    ("requisition_date", "delivery_date"),
+    ("requisition_date", "report_date"),
+    ("sample_date", "delivery_date"),
+)
+CHOICES = {
+    "urgency": ("acute", "urgent", "standard"),
+    "sex": ("female", "male", "unknown"),
+    "answered": ("yes", "no"),
+}
+COLUMNS = (
+    "genome_id",
+    "patient_group",
+    "indication",
+    "requisition_region",
+    *DATES,
+    "urgency",
+    "family_id",
+    "sex",
+    "answered",
+)
 GENOME_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
 MAX_ERRORS = 50
 
@@ -85,21 +111,41 @@ def read_manifest(path: Path) -> list[dict[str, object]]:
             errors.append(f"{path}:{lineno}: genome_id {gid} repeats line {seen[gid]}")
         else:
             seen[gid] = lineno
-        date = row.get("sequencing_date")
-        if isinstance(date, str):
-            try:
-                row["sequencing_date"] = parsed = dt.date.fromisoformat(date)
-            except ValueError:
-                errors.append(f"{path}:{lineno}: sequencing_date {date!r} is not a date YYYY-MM-DD")
-            else:
-                if parsed > today:
-                    errors.append(f"{path}:{lineno}: sequencing_date {date} is in the future")
+        errors += _check_case(row, f"{path}:{lineno}", today)
         if len(errors) >= MAX_ERRORS:
             break
         rows.append(row)
     if errors:
         raise ManifestError(errors)
     return rows
+
+
+def _check_case(row: dict[str, object], where: str, today: dt.date) -> list[str]:
+    """Parse the row's dates and choices in place; the problems found, one line each."""
+    errors: list[str] = []
+    for col in DATES:
+        value = row.get(col)
+        if not isinstance(value, str):
+            continue
+        try:
+            row[col] = parsed = dt.date.fromisoformat(value)
+        except ValueError:
+            errors.append(f"{where}: {col} {value!r} is not a date YYYY-MM-DD")
+            continue
+        if parsed > today:
+            errors.append(f"{where}: {col} {value} is in the future")
+    for a, b in ORDER:
+        da, db = row.get(a), row.get(b)
+        if isinstance(da, dt.date) and isinstance(db, dt.date) and db < da:
+            errors.append(f"{where}: {b} {db} is before {a} {da}")
+    for col, allowed in CHOICES.items():
+        value = row.get(col)
+        if isinstance(value, str):
+            if value.lower() not in allowed:
+                errors.append(f"{where}: {col} {value!r}: choose one of {', '.join(allowed)}")
+            else:
+                row[col] = value.lower() == "yes" if col == "answered" else value.lower()
+    return errors
 
 
 def import_manifest(catalog: Catalog, path: Path) -> ImportResult:

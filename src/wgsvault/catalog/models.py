@@ -16,6 +16,7 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -86,7 +87,16 @@ class Genome(Base):
     patient_group: Mapped[str | None] = mapped_column(String(200), index=True)
     indication: Mapped[str | None] = mapped_column(String(500))
     requisition_region: Mapped[str | None] = mapped_column(String(200))
-    sequencing_date: Mapped[dt.date | None] = mapped_column(Date)
+    sequencing_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    # the case (report stage): dates of the clinical process, empty while a step is pending
+    requisition_date: Mapped[dt.date | None] = mapped_column(Date)
+    sample_date: Mapped[dt.date | None] = mapped_column(Date)
+    delivery_date: Mapped[dt.date | None] = mapped_column(Date)
+    report_date: Mapped[dt.date | None] = mapped_column(Date)
+    urgency: Mapped[str | None] = mapped_column(String(20))  # acute | urgent | standard
+    family_id: Mapped[str | None] = mapped_column(String(200), index=True)  # a trio: one case
+    sex: Mapped[str | None] = mapped_column(String(10))  # female | male | unknown
+    answered: Mapped[bool | None] = mapped_column(Boolean)  # the report answered the question
     manifest: Mapped[str | None] = mapped_column(Text)  # file the clinical context came from
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -134,6 +144,20 @@ class Scan(Base):
     changed: Mapped[int] = mapped_column(BigInteger, default=0)
     vanished: Mapped[int] = mapped_column(BigInteger, default=0)
     issues: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class FootprintSnapshot(Base):
+    """What was stored when a scan finished, per controller and file type (storage history)."""
+
+    __tablename__ = "footprint_snapshot"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scan.id"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    controller: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20))
+    files: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    genomes: Mapped[int] = mapped_column(BigInteger)
 
 
 class Root(Base):
@@ -232,6 +256,8 @@ class ApplyRun(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     options: Mapped[str | None] = mapped_column(Text)  # JSON: a cluster run's resources, limits
+    promised_bytes: Mapped[int | None] = mapped_column(BigInteger)  # the plan's expected savings
+    freed_bytes: Mapped[int | None] = mapped_column(BigInteger)  # set when a local run ends
 
 
 class ClusterJob(Base):
@@ -336,6 +362,8 @@ class Principal(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: data (grants decide), reporting (aggregates, small cells suppressed), admin (exact counts)
+    role: Mapped[str] = mapped_column(String(20), default="data", server_default="data")
 
 
 class ApiToken(Base):

@@ -37,12 +37,19 @@ def _when(t: dt.datetime | None) -> str:
 def principal_add(
     name: Annotated[str, typer.Argument(help="Unique name (e.g. ann@hospital.dk)")],
     description: Annotated[str | None, typer.Option(help="Who this is, role, affiliation")] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="data (genomes, by grants), reporting (aggregate reports, dashboard), "
+            "admin (reports with exact counts)"
+        ),
+    ] = "data",
     by: By = None,
 ) -> None:
-    """Add a principal (a clinician, researcher or service)."""
+    """Add a principal (a clinician, researcher, steering-group member or service)."""
     with catalog_session() as cat:
-        p = access.add_principal(cat, name, description, actor=by)
-    out.print(f"principal {p.name} added", highlight=False)
+        p = access.add_principal(cat, name, description, actor=by, role=role)
+    out.print(f"principal {p.name} added ({p.role})", highlight=False)
 
 
 @principal_app.command("list")

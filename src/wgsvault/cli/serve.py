@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,8 +26,12 @@ def serve(
     processes: Annotated[
         int, typer.Option(help="Server processes sharing the port (default: one per core)")
     ] = 0,
+    targets: Annotated[
+        Path | None, typer.Option(help="The dashboard's targets TOML (default: the shipped file)")
+    ] = None,
 ) -> None:
-    """Serve GA4GH htsget (reads, variants) with bearer-token grants and an audited log."""
+    """Serve GA4GH htsget (reads, variants) with bearer-token grants and an audited log, and
+    the steering group's dashboard (/dashboard)."""
     from wgsvault.serve import Settings
     from wgsvault.serve.run import serve as serve_forever
 
@@ -35,6 +40,12 @@ def serve(
         home=vault_home(),
         base_url=(base_url or f"http://{host}:{port}").rstrip("/"),
         block_ttl=block_ttl,
+        targets=targets,
     )
+    if targets is not None:
+        from wgsvault.report.targets import load_targets
+
+        load_targets(targets)  # a bad file stops here, with its line, not at the first view
     out.print(f"htsget on {settings.base_url}/reads/{{id}} and /variants/{{id}}")
+    out.print(f"dashboard on {settings.base_url}/dashboard (principals with role reporting/admin)")
     serve_forever(settings, host, port, processes or os.cpu_count() or 1)

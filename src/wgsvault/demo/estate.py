@@ -7,11 +7,16 @@ VCF. A few genomes are *real*: small but valid FASTQ/BAM/CRAM/VCF/gVCF and a BCL
 `synth.py`, including cases a planner must handle: a genome whose BAM has no CRAM yet (converted in
 A, then covering the FASTQ in B) and a genome the national database has not received (its regional
 copies stay in C, listed as blocked). Planning percentages are computed from the scanned sizes.
+
+The governance reports and the dashboard get a national-looking case history: `cases.py` writes
+about 26,000 genomes requisitioned since 2019 (the estate's genomes among them, as the estate's
+own manifest says too) to `cases.csv`, imported after the scan, again only when it changed.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import shutil
 from dataclasses import dataclass
@@ -19,13 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy import func, select
 
 from wgsvault.apply import ApplySummary, apply_plan
 from wgsvault.apply.approval import approve, load_plan
 from wgsvault.apply.executors import LocalExecutor
 from wgsvault.catalog import Catalog, open_catalog
+from wgsvault.catalog.models import Genome
 from wgsvault.codec.refs import Registry
 from wgsvault.config import site_config, vault_home
+from wgsvault.demo.cases import CaseSummary, generate, write_case_manifest
 from wgsvault.errors import InputError
 from wgsvault.inventory.layout import DEFAULT_LAYOUT
 from wgsvault.inventory.scan import ScanResult, scan
@@ -42,6 +50,8 @@ REGIONS = ("region-east", "region-west")
 FIGURES_GB = {"bcl": 75, "fastq": 90, "bam": 110, "cram": 27, "gvcf": 30, "vcf": 4}
 SIMULATED_PER_REGION = 3
 PATIENT_GROUPS = ("rare disease", "hereditary cancer", "neonatal", "haematological cancer")
+#: genomes of the synthetic case history (demo/cases.py) requisitioned 2019-2026
+CASES = 26_000
 
 
 @dataclass
@@ -199,6 +209,11 @@ def run_demo(
     if not built or not estate.is_dir():
         console.print(f"[bold]Building demo estate[/] in {estate}")
         rows = build_estate(estate)
+        # the estate's genomes as the case history has them (its first cases, closed within
+        # 2019: generating that year is enough), so that both manifests agree
+        ids = {r["genome_id"] for r in rows}
+        first_year = generate(CASES, genome_ids=sorted(ids), as_of=dt.date(2019, 12, 31))
+        rows = [r for r in first_year if r["genome_id"] in ids]
         with open(manifest, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
@@ -215,6 +230,7 @@ def run_demo(
         f"(added {res.added}, changed {res.changed}, vanished {res.vanished}); "
         f"manifest: {imported.added + imported.updated} genomes with clinical context"
     )
+    history = import_cases(catalog, home, manifest, console)
     site = site_config(home)
     fp = footprint(catalog, price=site.price_dkk_per_tb_year, projection=site.projection_genomes)
     console.print(render.footprint_table(fp))
@@ -234,8 +250,51 @@ def run_demo(
         f"{where} wgsvault footprint | status --all | audit show | undo GENOME",
         soft_wrap=True,
     )
+    dashboard_hint(console, where, history)
     catalog.close()
     return DemoResult(home, estate, url, plans, res, summary)
+
+
+def import_cases(catalog: Catalog, home: Path, manifest: Path, console: Console) -> CaseSummary:
+    """The synthetic case history (cases.py) with the estate's genomes in it, as of today, written
+    to `cases.csv` and imported; not imported again while the catalog holds that very file."""
+    path = home / "cases.csv"
+    before = path.read_bytes() if path.exists() else None
+    with open(manifest, newline="", encoding="utf-8") as fh:
+        estate_rows = list(csv.DictReader(fh))
+    history = write_case_manifest(path, [r["genome_id"] for r in estate_rows], n=CASES)
+    with catalog.session() as s:
+        held = s.scalar(
+            select(func.count())
+            .select_from(Genome)
+            .where(Genome.manifest.in_([str(path), str(manifest)]))
+        )
+    if before != path.read_bytes() or held != history.genomes or estate_rows != history.given:
+        from wgsvault.catalog.manifest import import_manifest
+
+        import_manifest(catalog, path)
+    console.print(
+        f"[bold]Case history[/] ({path.name}): {history.genomes:,} genomes in "
+        f"{history.cases:,} cases requisitioned {history.first:%Y-%m} to {history.last:%Y-%m}, "
+        f"{history.open_cases:,} open; "
+        + ", ".join(f"{g} {n:,}" for g, n in sorted(history.by_group.items()))
+    )
+    return history
+
+
+def dashboard_hint(console: Console, where: str, history: CaseSummary) -> None:
+    """How to open the governance dashboard on the demo catalog."""
+    last = dt.date.today().replace(day=1) - dt.timedelta(days=1)
+    console.print(
+        f"Governance reports on the {history.genomes:,}-genome case history: {where} "
+        "wgsvault report genomes | quotas | turnaround | storage | "
+        f"monthly --month {last:%Y-%m} -o report.pdf. "
+        f"Dashboard: {where} wgsvault principal add steering@demo --role reporting; "
+        f"{where} wgsvault token issue steering@demo; {where} wgsvault serve; "
+        "then open http://127.0.0.1:8080/dashboard and log in with the token.",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def main_job(catalog: Catalog, home: Path, console: Console) -> ApplySummary:

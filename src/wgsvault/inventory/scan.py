@@ -23,11 +23,33 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    distinct,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
 
 from wgsvault.bulk import paused_gc
 from wgsvault.catalog import Catalog
-from wgsvault.catalog.models import Controller, File, Genome, Root, Scan, ScanIssue, table_of
+from wgsvault.catalog.models import (
+    Controller,
+    File,
+    FootprintSnapshot,
+    Genome,
+    Root,
+    Scan,
+    ScanIssue,
+    table_of,
+)
 from wgsvault.errors import InputError
 from wgsvault.inventory.digest import sha256_path
 from wgsvault.inventory.layout import Layout
@@ -130,6 +152,7 @@ def scan(
         for attr in ("files_seen", "bytes_seen", "added", "changed", "vanished"):
             setattr(row, attr, getattr(result, attr))
         row.issues = len(result.issues)
+        _snapshot(s, result.scan_id, row.finished_at)
         for root in root_paths:
             s.execute(update(Root).where(Root.path == root).values(last_scan_id=result.scan_id))
     return result
@@ -374,3 +397,29 @@ def _digest(catalog: Catalog, result: ScanResult, jobs: int, progress: ProgressF
         for i in range(0, len(rows), BATCH):
             conn.execute(stmt, rows[i : i + BATCH])
     result.digested = len(rows)
+
+
+#: the controller name of files outside every controller's roots (as report.footprint shows it)
+UNASSIGNED = "(unassigned)"
+
+
+def _snapshot(s: Session, scan_id: int, at: dt.datetime) -> None:
+    """Record what is stored now, per controller and file type: the storage history."""
+    ctrl = func.coalesce(Controller.name, UNASSIGNED)
+    rows = (
+        select(
+            literal(scan_id),
+            literal(at, FootprintSnapshot.at.type),
+            ctrl,
+            File.type,
+            func.coalesce(func.sum(File.n_files), 0),
+            func.coalesce(func.sum(File.size), 0),
+            func.count(distinct(File.genome_id)),
+        )
+        .select_from(File)
+        .outerjoin(Controller, Controller.id == File.controller_id)
+        .where(File.status == "present")
+        .group_by(ctrl, File.type)
+    )
+    cols = ["scan_id", "at", "controller", "type", "files", "bytes", "genomes"]
+    s.execute(insert(FootprintSnapshot).from_select(cols, rows))

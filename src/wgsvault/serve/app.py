@@ -6,11 +6,13 @@ Endpoints (served by `wgsvault serve`, run.py):
 * `GET|POST /reads/{id}`, `GET|POST /variants/{id}`, `.../service-info`: GA4GH htsget 1.3
   tickets (tickets.py);
 * `GET /blocks/{token}`: the bytes of one ticket range, slice or restored file (blocks.py);
-* `POST /restore/{id}`: restore-on-demand of a genome's FASTQ (restore.py).
+* `POST /restore/{id}`: restore-on-demand of a genome's FASTQ (restore.py);
+* `/dashboard...`: the steering group's governance dashboard (dashboard.py).
 
 For every request and response:
 
-* `Cache-Control: no-store` on everything, errors included;
+* `Cache-Control: no-store` on everything, errors included, except the dashboard's static files
+  (immutable under content-hashed names);
 * a path with a trailing slash is redirected to the path without it, built from the configured
   base URL, never from the request's `Host` header;
 * errors in the htsget JSON shape (errors.py): 404 for unknown routes, 405 (with `Allow`) for
@@ -35,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wgsvault.catalog import open_catalog
-from wgsvault.serve import blocks, restore, tickets
+from wgsvault.serve import blocks, dashboard, restore, tickets
 from wgsvault.serve.context import Context, Settings
 from wgsvault.serve.errors import NO_STORE, HtsgetError, error_response
 from wgsvault.serve.refusals import RefusalCounter
@@ -47,8 +49,8 @@ log = logging.getLogger("wgsvault.serve")
 
 
 class NoStoreAndSlashes:
-    """ASGI middleware: `Cache-Control: no-store` on every response; trailing slashes redirected
-    to `base_url` + the path without them."""
+    """ASGI middleware: `Cache-Control: no-store` on every response (but a dashboard static
+    file served whole); trailing slashes redirected to `base_url` + the path without them."""
 
     def __init__(self, app: ASGIApp, base_url: str) -> None:
         self.app, self.base_url = app, base_url
@@ -64,8 +66,12 @@ class NoStoreAndSlashes:
             await RedirectResponse(target, status_code=307, headers=NO_STORE)(scope, receive, send)
             return
 
+        static = path.startswith(dashboard.STATIC)
+
         async def no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and not (
+                static and message["status"] == 200
+            ):
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"cache-control"]
                 message["headers"] = [*headers, (b"cache-control", b"no-store")]
             await send(message)
@@ -124,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tickets.router(ctx, slices))
     app.include_router(restore.router(ctx, restores))
     app.include_router(blocks.router(ctx, slices))
+    app.include_router(dashboard.router(ctx))
     app.add_middleware(NoStoreAndSlashes, base_url=settings.base_url)
 
     @app.exception_handler(HtsgetError)

@@ -35,6 +35,7 @@ class Settings:
     restores_total: int = 2  # restores that may run at once (per process)
     refusal_window: float = 60.0  # seconds over which anonymous refusals are counted
     reap_every: float = 60.0  # seconds between sweeps of expired slices and restores
+    targets: Path | None = None  # the dashboard's targets file (report/targets.py); None: shipped
 
 
 @dataclass
