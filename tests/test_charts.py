@@ -188,3 +188,16 @@ def test_unknown_chart_is_refused() -> None:
 def test_the_browser_bundle_defines_vega_embed() -> None:
     js = charts.javascript()
     assert "window.vegaEmbed=" in js and len(js) > 100_000
+
+
+def test_storage_chart_of_an_empty_catalog_has_a_size() -> None:
+    """No files and no history: a small chart saying so (it once had no bounded size)."""
+    import re
+
+    empty = {"as_of": "2026-11-30", "current": [], "history": [], "applied": [],
+             "price_dkk_per_tb_year": 1500.0, "cost_per_year_dkk": 0, "cost_per_genome_dkk": None}
+    drawn = charts.svg(charts.spec("storage", empty))
+    width = float(re.search(r'<svg[^>]*\bwidth="([0-9.]+)"', drawn).group(1))  # type: ignore[union-attr]
+    height = float(re.search(r'<svg[^>]*\bheight="([0-9.]+)"', drawn).group(1))  # type: ignore[union-attr]
+    assert 100 < width < 2000 and 0 < height < 500
+    assert "No files catalogued yet" in drawn

@@ -14,12 +14,15 @@ import pytest
 
 from wgsvault import access
 from wgsvault.catalog.manifest import import_manifest
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
 from wgsvault.report import figures
 from wgsvault.serve import Settings, create_app
 from wgsvault.serve.dashboard import PAGES, cell, tables
 from wgsvault.serve.session import COOKIE, SESSION_MAX
 from wgsvault.serve.signing import Signer, secret_key
 
+from conftest import make_files
 from dashboard_site import SMALL_GROUP, Site, served_site
 from served import free_port, running
 
@@ -299,3 +302,15 @@ def test_an_import_shows_at_the_next_view(site: Site, tmp_path: Path) -> None:
     after = site.get("/dashboard/genomes", "steward", format="json").json()
     assert after["by_patient_group"]["neurology"]["all_time"] == 1
     assert after["total"]["all_time"] == before["total"]["all_time"] + 1
+
+
+def test_a_scan_shows_at_the_next_storage_view(site: Site, tmp_path: Path) -> None:
+    """Storage is remembered between views only while no scan, apply or quarantine moved."""
+    before = site.get("/dashboard/storage", "steward", format="json").json()
+    again = site.get("/dashboard/storage", "steward", format="json").json()
+    assert again == before
+    estate = tmp_path / "more"
+    make_files(estate, {"national/NGC9/NGC9.cram": 5 * 10**9})
+    scan(site.catalog, [str(estate)], DEFAULT_LAYOUT)
+    after = site.get("/dashboard/storage", "steward", format="json").json()
+    assert after["total_bytes"] == before["total_bytes"] + 5 * 10**9

@@ -66,6 +66,15 @@ def _storage(report: Mapping[str, Any]) -> dict[str, Any]:
             else ""
         )
     )
+    if not rows:  # nothing catalogued yet: a sized chart that says so, not an empty scale
+        return {
+            **_base(description, "Storage", subtitle),
+            "width": WIDTH,
+            "height": 60,
+            "data": {"values": [{"text": "No files catalogued yet: run wgsvault scan."}]},
+            "mark": {"type": "text", "align": "left", "x": 0, "y": 30, "fontSize": 13},
+            "encoding": {"text": {"field": "text", "type": "nominal"}},
+        }
     mark: dict[str, Any] = (
         {"type": "area", "tooltip": True}
         if dates > 2
