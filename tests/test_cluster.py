@@ -28,7 +28,7 @@ from wgsvault.apply import apply_plan, cluster
 from wgsvault.apply.resources import Resources
 from wgsvault.apply.slurm import SlurmOptions, submit_array
 from wgsvault.catalog import open_catalog
-from wgsvault.catalog.models import ClusterJob
+from wgsvault.catalog.models import ApplyRun, ClusterJob
 from wgsvault.demo.synth import write_genome
 from wgsvault.errors import InputError
 
@@ -117,6 +117,9 @@ def test_submit_returns_and_the_run_completes(
     assert audit.verify(e.catalog).ok
     shown = run_cli("--catalog", pg_database, "status", "--run", "1", home=e.home).stdout
     assert "Cluster run 1: done" in shown and "COMPLETED" in shown and "genomes/h" in shown
+    with e.catalog.session() as s:  # what the run freed, for the storage report
+        run = s.get_one(ApplyRun, 1)
+        assert run.promised_bytes and run.freed_bytes and run.freed_bytes > 0
     e.catalog.close()
 
 

@@ -440,12 +440,25 @@ def _set_state(
                       .values(state=state, reason=reason, updated_at=now))  # fmt: skip
 
 
+def _freed(s: Session, run_id: int) -> int:
+    """Bytes the run's jobs freed, from their journal entries (summed once, when it ends)."""
+    rows = s.scalars(
+        select(JournalEntry.detail).where(
+            JournalEntry.run_id == run_id,
+            JournalEntry.state == "done",
+            JournalEntry.detail.like('%"bytes_freed"%'),
+        )
+    )
+    return sum(int(json.loads(d).get("bytes_freed") or 0) for d in rows)
+
+
 def _end(s: Session, run: ApplyRun, genomes: list[GenomeState]) -> None:
     if run.status in ("done", "incomplete", "cancelled"):
         return
     ok = all(g.state == "done" for g in genomes)
     run.status = "done" if ok else "incomplete"
     run.finished_at = _now()
+    run.freed_bytes = _freed(s, run.id)
     counts: dict[str, int] = defaultdict(int)
     for g in genomes:
         counts[g.state] += 1
