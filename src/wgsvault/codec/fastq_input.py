@@ -15,36 +15,18 @@ import zlib
 from collections.abc import Iterator
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import dnaio
 from isal import igzip_threaded  # python-isal (xopen needs it): gzip at several times zlib's speed
 
+from wgsvault.codec.fastq_reader import HashingReader
 from wgsvault.errors import InputError
 
 _SUFFIX = {"1": ("/1",), "2": ("/2",), "0": ("/1", "/2")}
 
 
 _READ_ERRORS = (EOFError, OSError, ValueError, zlib.error, dnaio.exceptions.FileFormatError)
-
-
-class _Hashing(io.RawIOBase):
-    """A read-only stream that hashes what passes through it."""
-
-    def __init__(self, inner: BinaryIO, digest: Any) -> None:
-        super().__init__()
-        self._inner = inner
-        self.digest = digest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self._inner.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.digest.update(data)
-        return n
 
 
 class Source:
@@ -63,7 +45,7 @@ class Source:
         if self.gzip:  # decompressed in a background thread
             stream = igzip_threaded.open(self._raw, "rb", threads=1)  # type: ignore[no-untyped-call]
         self._inner = stream
-        self._stream = io.BufferedReader(_Hashing(stream, self.data_sha), 1 << 20)
+        self._stream = io.BufferedReader(HashingReader(stream, self.data_sha), 1 << 20)
         try:  # dnaio reads the first record here
             self.reader = dnaio.open(self._stream, fileformat="fastq", mode="r")
         except _READ_ERRORS as exc:

@@ -37,7 +37,7 @@ MAX_TRAILER = 4096
 Record = tuple[bytes, bytes, bytes, bytes]
 
 
-class _Hashing(io.RawIOBase):
+class HashingReader(io.RawIOBase):
     """A read-only stream that hashes what passes through it."""
 
     def __init__(self, inner: BinaryIO, digest: Any) -> None:
@@ -69,7 +69,7 @@ class FastqReader:
             raise InputError(f"{self.path}: cannot open FASTQ ({exc.strerror})") from None
         self.gzip = self._raw.read(2) == b"\x1f\x8b"
         self._raw.seek(0)
-        self.file_digest = _Hashing(self._raw, hashlib.sha256())
+        self.file_digest = HashingReader(self._raw, hashlib.sha256())
         stream: Any = self.file_digest
         if self.gzip:
             stream = igzip_threaded.open(self.file_digest, "rb", threads=1)  # type: ignore[no-untyped-call]
