@@ -197,7 +197,13 @@ def test_out_of_memory_is_retried_with_more(slurm: Path, tmp_path: Path, pg_data
     e = build_estate(tmp_path, pg_database)
     approve_all(e)
     opts = _options(e, mem_mb=40, max_attempts=5)  # far too little for Python and samtools
-    run_id = cluster.submit_plan(e.catalog, e.plan, actor="t", options=opts)
+    # Slurm polls memory every second here (no cgroups): G2's conversion pauses 3 s so that a
+    # poll sees it, however fast the job would otherwise be
+    os.environ["WGSVAULT_FAULT"] = "sleep3@convert:started"
+    try:
+        run_id = cluster.submit_plan(e.catalog, e.plan, actor="t", options=opts)
+    finally:
+        del os.environ["WGSVAULT_FAULT"]
     st = _follow(e, run_id)
     assert st.status == "done", [(g.genome, g.state, g.reason) for g in st.genomes]
     jobs = [j for j in _jobs(e, run_id) if j.genome == "G2"]
