@@ -38,17 +38,14 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from wgsvault.apply import apply_plan, cluster
 from wgsvault.apply.approval import approve, load_plan
@@ -62,24 +59,10 @@ from wgsvault.inventory.scan import scan
 from wgsvault.plan.planner import PLAN_FORMAT, make_plan, write_plan
 from wgsvault.plan.policy import load_policy
 
-PG = os.environ.get("WGSVAULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from pgdb import pg_database
+
 REGIONS = ["region-north", "region-middle", "region-west", "region-southeast", "region-south"]
 console = Console(width=150)
-
-
-@contextmanager
-def pg_database(tag: str) -> Iterator[str]:
-    name = f"wgsvault_bench_{tag}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")  # fmt: skip
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # -- 1. real genomes ---------------------------------------------------------------------------

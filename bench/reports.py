@@ -38,8 +38,8 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ from sqlalchemy import (
     Select,
     and_,
     case,
-    create_engine,
     distinct,
     func,
     insert,
@@ -74,39 +73,13 @@ from wgsvault.demo.cases import write_case_manifest
 from wgsvault.report import governance, monthly
 from wgsvault.report.targets import Targets, load_targets
 
-PG = os.environ.get("WGSVAULT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from pgdb import PG, pg_database, pg_reachable
+
 PRICE = 1500.0
 REGIONS = ["region-hovedstaden", "region-midtjylland", "region-syddanmark", "region-sjaelland",
            "region-nordjylland"]  # fmt: skip
 REPORT_TARGET, PAGE_TARGET = 1.0, 0.3
 console = Console(width=160)
-
-
-@contextmanager
-def pg_database(tag: str) -> Iterator[str]:
-    name = f"wgsvault_bench_{tag}_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")  # fmt: skip
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def pg_reachable() -> bool:
-    try:
-        eng = create_engine(PG.replace("postgresql://", "postgresql+psycopg://", 1),
-                            connect_args={"connect_timeout": 3})  # fmt: skip
-        with eng.connect() as conn:
-            conn.execute(text("select 1"))
-        eng.dispose()
-        return True
-    except Exception:
-        return False
 
 
 def median_time(
