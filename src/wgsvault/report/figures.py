@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import jinja2
 from rich.table import Table
+
+from wgsvault.report.suppress import SUPPRESSED
 
 Rows = tuple[list[str], list[list[Any]]]
 THREE = ("month", "year_to_date", "all_time")
@@ -95,3 +100,24 @@ def to_table(name: str, report: dict[str, Any], title: str) -> Table:
     for r in body:
         table.add_row(*(_cell(v) for v in r))
     return table
+
+
+def numeric(value: Any) -> bool:
+    """Whether a table cell holds a figure (a number, or a suppressed count): right-aligned."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)) or value == SUPPRESSED
+
+
+def environment(templates: Path, cell: Callable[[Any], str]) -> jinja2.Environment:
+    """The Jinja2 environment of the report pages and documents: autoescaped, strict, with the
+    `cell` and `heading` filters and the `numeric` test the table templates use."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["cell"] = cell
+    env.filters["heading"] = lambda h: str(h).replace("_", " ")
+    env.tests["numeric"] = numeric
+    return env

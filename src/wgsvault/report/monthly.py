@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from sqlalchemy.engine import make_url
 
 from wgsvault import __version__
@@ -291,10 +290,6 @@ def _chart(name: str, report: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _numeric(v: Any) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)) or v == SUPPRESSED
-
-
 def cell(value: Any) -> str:
     """A table cell: like `fmt`, but with one decimal for every fraction, so columns align."""
     if isinstance(value, float):
@@ -303,7 +298,7 @@ def cell(value: Any) -> str:
 
 
 def _table(title: str, head: list[str], rows: list[list[Any]]) -> dict[str, Any]:
-    numeric = [i > 0 and any(_numeric(r[i]) for r in rows) for i in range(len(head))]
+    numeric = [i > 0 and any(figures.numeric(r[i]) for r in rows) for i in range(len(head))]
     return {"title": title, "head": head, "rows": rows, "numeric": numeric}
 
 
@@ -324,20 +319,6 @@ def _tables(name: str, report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [_table("", head, rows)]
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["cell"] = cell
-    env.filters["heading"] = lambda h: str(h).replace("_", " ")
-    env.tests["numeric"] = _numeric
-    return env
-
-
 def render_html(m: Monthly) -> str:
     """The report as one self-contained HTML document (charts inline)."""
     r = m.reports
@@ -349,7 +330,7 @@ def render_html(m: Monthly) -> str:
         }
         for name, text in summaries(m).items()
     }
-    template = _environment().get_template("monthly.html")
+    template = figures.environment(TEMPLATES, cell).get_template("monthly.html")
     return template.render(m=m, r=r, sections=sections, tiles=key_figures(m), suppressed=SUPPRESSED)
 
 

@@ -46,14 +46,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from wgsvault import __version__, access, audit
 from wgsvault.errors import InputError
-from wgsvault.report import charts
+from wgsvault.report import charts, figures
 from wgsvault.serve import session
 from wgsvault.serve.assets import IMMUTABLE, assets
 from wgsvault.serve.context import Context
@@ -109,27 +108,13 @@ def _json_block(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["cell"] = cell
-    env.filters["heading"] = lambda h: str(h).replace("_", " ")
-    env.filters["numeric"] = lambda v: isinstance(v, int | float) and not isinstance(v, bool)
-    return env
-
-
 # --------------------------------------------------------------------------- the router
 
 
 def router(ctx: Context) -> APIRouter:
     """The dashboard's routes over `ctx`."""
     api = APIRouter()
-    env = _environment()
+    env = figures.environment(TEMPLATES, cell)
     files = assets(STATIC)
     reports = Reports(ctx)
 
