@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ class LoadedPlan:
 
     def controllers(self) -> list[str]:
         return sorted({a["controller"] or "(unassigned)" for a in self.actions})
+
+
+def expected_freed(actions: Iterable[Mapping[str, Any]]) -> int:
+    """Bytes the plan says these actions free (their `expected_bytes_freed`)."""
+    return sum(int(a.get("expected_bytes_freed") or 0) for a in actions)
 
 
 def load_plan(path: Path) -> LoadedPlan:
@@ -110,9 +116,7 @@ def approve(
                 "actions_sha256": digest,
                 "actions": len(ids),
                 "reference": reference,
-                "bytes": sum(
-                    int(a["expected_bytes_freed"]) for a in plan.actions if a["id"] in mine
-                ),
+                "bytes": expected_freed(a for a in plan.actions if a["id"] in mine),
             },
         )
     return row

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from wgsvault import audit
 from wgsvault.apply import slurm
-from wgsvault.apply.approval import LoadedPlan, load_plan, require_approval
+from wgsvault.apply.approval import LoadedPlan, expected_freed, load_plan, require_approval
 from wgsvault.apply.journal import Action
 from wgsvault.apply.quarantine import DEFAULT_DAYS
 from wgsvault.apply.resources import Resources, estimate
@@ -199,7 +199,7 @@ def submit_plan(
             executor="slurm",
             status="submitted",
             options=json.dumps(asdict(opts), sort_keys=True),
-            promised_bytes=sum(int(a.get("expected_bytes_freed") or 0) for a in ready),
+            promised_bytes=expected_freed(ready),
         )
         s.add(run)
         s.flush()

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from wgsvault import audit
-from wgsvault.apply.approval import load_plan, require_approval
+from wgsvault.apply.approval import expected_freed, load_plan, require_approval
 from wgsvault.apply.executors import Executor, LocalExecutor
 from wgsvault.apply.journal import Action
 from wgsvault.apply.locks import GenomeLocks
@@ -98,7 +98,7 @@ def apply_plan(
             host=socket.gethostname(),
             pid=os.getpid(),
             executor=executor.name,
-            promised_bytes=sum(int(a.get("expected_bytes_freed") or 0) for a in ready),
+            promised_bytes=expected_freed(ready),
         )
         s.add(run)
         s.flush()
