@@ -394,3 +394,13 @@ class AccessGrant(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=_now)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None: until revoked
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class BeaconUsage(Base):
+    """Beacon v2 queries counted per asker and budget window (serve/beacon_policy.py): `who` is
+    `principal:<id>` or, for anonymous queries where they are allowed, `source:<address>`."""
+
+    __tablename__ = "beacon_usage"
+    who: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # epoch seconds
+    used: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,33 @@
+"""serve: Beacon v2 query budget, counted per asker and window
+
+Revision ID: 0009
+Revises: 0007
+Create Date: 2026-11-30 15:10:00.000000
+
+0008 was reserved for the variants engine, which keeps its data outside the catalog and needs no
+migration; should it ever add one, it goes after this one.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0009"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "beacon_usage",
+        sa.Column("who", sa.String(length=200), nullable=False),
+        sa.Column("window_start", sa.BigInteger(), nullable=False),
+        sa.Column("used", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("who", "window_start", name=op.f("pk_beacon_usage")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("beacon_usage")
