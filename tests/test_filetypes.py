@@ -23,6 +23,9 @@ from wgsvault.inventory.filetypes import FileType, classify, fastq_read, index_t
         ("x.vcf.gz.tbi", FileType.INDEX),
         ("x.g.vcf.gz.tbi", FileType.INDEX),
         ("x.bam.csi", FileType.INDEX),
+        ("G1.callable.bed.gz", FileType.CALLABLE),
+        ("G1.callable.bed.gz.tbi", FileType.INDEX),
+        ("regions.bed.gz", FileType.UNKNOWN),
         ("s_1_1101.bcl.gz", FileType.BCL),
         ("L001_1.cbcl", FileType.BCL),
         ("x.md5", FileType.OTHER),
@@ -58,4 +61,5 @@ def test_index_targets() -> None:
     assert index_targets("x.bai") == ["x.bam", "x"]
     assert index_targets("x.crai") == ["x.cram", "x"]
     assert index_targets("x.vcf.gz.tbi") == ["x.vcf.gz"]
+    assert index_targets("G1.callable.bed.gz.tbi") == ["G1.callable.bed.gz"]
     assert index_targets("x.bam") == []

@@ -7,6 +7,8 @@ reads content. The rules mirror the conventions of Illumina, bwa/GATK and htslib
   `R1`/`R2` token (`S1_L001_R1_001.fastq.gz`, `x.R2.fq`) or a trailing `_1`/`_2`; mates share a
   pair key (the name with that token blanked). A FASTQ without such a token is single-end.
 * BAM, CRAM, VCF (`.vcf`, `.vcf.gz`, `.bcf`), gVCF (`.g.vcf.gz`, `.gvcf.gz`, ...).
+* callable: `.callable.bed.gz`, the callable regions the vault keeps of a genome before its gVCF
+  goes (codec.callable_regions); its `.tbi` is its index. No preset ever deletes one.
 * Index files (`.bai`, `.crai`, `.tbi`, `.csi`) belong to the data file they index: both names of
   `x.bam.bai` and `x.bai` point at `x.bam`.
 * BCL: a whole Illumina run folder counts as one unit (see `scan.py`); loose `.bcl`, `.cbcl`,
@@ -28,6 +30,7 @@ class FileType(StrEnum):
     CRAM = "cram"
     GVCF = "gvcf"
     VCF = "vcf"
+    CALLABLE = "callable"
     INDEX = "index"
     OTHER = "other"
     UNKNOWN = "unknown"
@@ -41,12 +44,14 @@ DATA_TYPES = (
     FileType.CRAM,
     FileType.GVCF,
     FileType.VCF,
+    FileType.CALLABLE,
 )
 
 _COMPRESSION = (".gz", ".bgz", ".bz2", ".xz", ".zst")
 _FASTQ = (".fastq", ".fq")
 _GVCF = (".g.vcf", ".gvcf", ".g.vcf.gz", ".gvcf.gz", ".g.vcf.bgz", ".g.bcf")
 _VCF = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
+_CALLABLE = (".callable.bed.gz",)  # codec.callable_regions.SUFFIX
 _BCL = (".bcl", ".bcl.gz", ".bcl.bgzf", ".cbcl", ".locs", ".clocs", ".filter")
 _OTHER = (
     ".wgsvault-sidecar",  # what verify-covers keeps beside an aligned CRAM (codec.covers)
@@ -102,6 +107,8 @@ def classify(name: str) -> FileType:
         return FileType.GVCF
     if low.endswith(_VCF):
         return FileType.VCF
+    if low.endswith(_CALLABLE):
+        return FileType.CALLABLE
     if low.endswith(tuple(_INDEX)):
         return FileType.INDEX
     if low.endswith(_BCL):
