@@ -23,12 +23,11 @@ finished (cancelled jobs included) with a fresh attempt budget. Every step write
 (`apply_run`, `cluster_job`) and the audit log; the run row is locked while a reconcile submits,
 so two supervisors never submit the same genome twice. Only PostgreSQL catalogs are accepted:
 jobs on many nodes share the catalog, and SQLite's file locks are not safe over a network
-filesystem.
+filesystem. How each genome stands and how a run ends is cluster_status.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import socket
@@ -37,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
@@ -45,21 +44,30 @@ from sqlalchemy.orm import Session
 from wgsvault import audit
 from wgsvault.apply import slurm
 from wgsvault.apply.approval import LoadedPlan, expected_freed, load_plan, require_approval
+from wgsvault.apply.cluster_status import (
+    SUPERVISOR,
+    Job,
+    RunStatus,
+    assess,
+    end,
+    finished_genomes,
+    now,
+    set_state,
+    summary,
+)
 from wgsvault.apply.journal import Action
 from wgsvault.apply.quarantine import DEFAULT_DAYS
 from wgsvault.apply.resources import Resources, estimate
 from wgsvault.apply.run import apply_genome
 from wgsvault.apply.runner import GenomeTask
 from wgsvault.catalog import Catalog, open_catalog
-from wgsvault.catalog.models import ApplyRun, ClusterJob, JournalEntry
+from wgsvault.catalog.models import ApplyRun, ClusterJob
 from wgsvault.errors import InputError
 
-SUPERVISOR = "(supervisor)"
 SUPERVISOR_RESOURCES = Resources(cpus=1, mem_mb=1024, time_min=60)
 #: how long a genome's job waits for the genome's lock: past the 10 minutes after which a holder
 #: without heartbeat is taken over (locks.py), so an earlier attempt's lock never costs an attempt
 LOCK_WAIT_S = 11 * 60.0
-FINISHED = ("done", "failed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -91,64 +99,6 @@ class ClusterOptions:
             max_running=self.max_running,
             extra=dict(self.extra),
         )
-
-
-@dataclass
-class _Job:
-    """A `cluster_job` row as reconcile reads it (plain values: a run has tens of thousands)."""
-
-    id: int
-    genome: str
-    attempt: int
-    job_id: str
-    cpus: int
-    mem_mb: int
-    time_min: int
-    state: str
-    reason: str | None
-    log: str | None
-
-    COLUMNS: ClassVar[tuple[Any, ...]] = (
-        ClusterJob.id, ClusterJob.genome, ClusterJob.attempt, ClusterJob.job_id, ClusterJob.cpus,
-        ClusterJob.mem_mb, ClusterJob.time_min, ClusterJob.state, ClusterJob.reason,
-        ClusterJob.log,
-    )  # fmt: skip
-
-
-@dataclass
-class GenomeState:
-    genome: str
-    state: str  # done | running | pending | retrying | failed | gave up | cancelled | waiting
-    attempts: int = 0
-    job_id: str = ""
-    slurm_state: str = ""
-    reason: str = ""
-    log: str = ""
-    resources: str = ""
-
-
-@dataclass
-class RunStatus:
-    run_id: int
-    status: str
-    genomes: list[GenomeState]
-    started_at: dt.datetime
-    finished: int = 0
-    seconds: float = 0.0
-    per_hour: float = 0.0
-    eta_seconds: float | None = None
-    supervisor: str = ""
-    resubmitted: list[str] = field(default_factory=list)  # genomes this reconcile submitted
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for g in self.genomes:
-            out[g.state] += 1
-        return dict(out)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _require_postgresql(catalog: Catalog) -> None:
@@ -247,7 +197,7 @@ def _submit(
         groups[res].append(genome)
     sl = opts.slurm()
     arrays: list[str] = []
-    now = _now()
+    at = now()
     size = opts.chunk or max(1, slurm.max_array_size() - 1)
     # the throttle holds for the whole run: the groups' arrays run side by side and share
     # max_running; a group's next chunk starts when its previous one is over (afterany)
@@ -267,7 +217,7 @@ def _submit(
                 insert(ClusterJob),
                 [{"run_id": run.id, "genome": g, "attempt": attempts[g], "job_id": job,
                   "cpus": res.cpus, "mem_mb": res.mem_mb, "time_min": res.time_min,
-                  "state": "SUBMITTED", "log": log, "submitted_at": now, "updated_at": now}
+                  "state": "SUBMITTED", "log": log, "submitted_at": at, "updated_at": at}
                  for g, (job, log) in zip(chunk, jobs, strict=True)],
             )  # fmt: skip
     if arrays:
@@ -284,10 +234,10 @@ def _add_supervisor(
         supervise, catalog.url, run_id, res=SUPERVISOR_RESOURCES, opts=sl,
         name=f"wgsvault-run{run_id}-supervisor", dependency="afterany:" + ":".join(arrays),
     )  # fmt: skip
-    r, now = SUPERVISOR_RESOURCES, _now()
+    r, at = SUPERVISOR_RESOURCES, now()
     s.add(ClusterJob(run_id=run_id, genome=SUPERVISOR, attempt=0, job_id=job, cpus=r.cpus,
                      mem_mb=r.mem_mb, time_min=r.time_min, state="SUBMITTED", log=log,
-                     submitted_at=now, updated_at=now))  # fmt: skip
+                     submitted_at=at, updated_at=at))  # fmt: skip
 
 
 def supervise(catalog_url: str, run_id: int, patience: float = 60.0) -> str:
@@ -330,27 +280,6 @@ def _load(s: Session, run_id: int) -> tuple[ApplyRun, ClusterOptions, LoadedPlan
     return run, opts, plan
 
 
-def _finished_genomes(s: Session, run: ApplyRun, plan: LoadedPlan) -> dict[str, str]:
-    """genome -> the worst final state of its actions, for genomes whose every action is final."""
-    ids: dict[str, set[str]] = defaultdict(set)
-    for a in plan.actions:
-        if a["status"] == "ready":
-            ids[a["genome"] or "(none)"].add(a["id"])
-    last: dict[str, str] = {}
-    for action_id, state in s.execute(
-        select(JournalEntry.action_id, JournalEntry.state)
-        .where(JournalEntry.plan_sha256 == run.plan_sha256, JournalEntry.step == "action")
-        .order_by(JournalEntry.id)
-    ):
-        last[action_id] = state
-    out = {}
-    for genome, actions in ids.items():
-        got = [last.get(a) for a in actions]
-        if all(g in FINISHED for g in got):
-            out[genome] = "failed" if "failed" in got else "skipped" if "skipped" in got else "done"
-    return out
-
-
 def reconcile(catalog: Catalog, run_id: int, *, submit: bool, resume: bool = False) -> RunStatus:
     """Bring the run's rows up to date with Slurm and the journal; with `submit`, submit again
     what is to be retried (`resume`: also what was cancelled, with a fresh attempt budget)."""
@@ -359,10 +288,10 @@ def reconcile(catalog: Catalog, run_id: int, *, submit: bool, resume: bool = Fal
         run, opts, plan = _load(s, run_id)
         if submit:  # one reconcile at a time submits for a run
             run = s.get_one(ApplyRun, run_id, with_for_update=True, populate_existing=True)
-        rows = [_Job(*r) for r in s.execute(select(*_Job.COLUMNS)
+        rows = [Job(*r) for r in s.execute(select(*Job.COLUMNS)
                 .where(ClusterJob.run_id == run_id).order_by(ClusterJob.id))]  # fmt: skip
         live = [r.job_id for r in rows if r.state not in slurm.FINAL or r.state in slurm.REQUEUABLE]
-        now = _now()
+        at = now()
         by_job = {r.job_id: r for r in rows}
         changed: dict[tuple[str, str | None], list[int]] = defaultdict(list)
         for st in slurm.states(live).values():
@@ -370,117 +299,32 @@ def reconcile(catalog: Catalog, run_id: int, *, submit: bool, resume: bool = Fal
             if (r.state, r.reason) != (st.state, st.reason):
                 r.state, r.reason = st.state, st.reason
                 changed[r.state, r.reason].append(r.id)
-        latest: dict[str, _Job] = {}
+        latest: dict[str, Job] = {}
         for r in rows:
             latest[r.genome] = r  # rows are in submission order
         sup = latest.pop(SUPERVISOR, None)
-        _set_state(s, changed, now)
-        finished = _finished_genomes(s, run, plan)
+        set_state(s, changed, at)
+        finished = finished_genomes(s, run, plan)
         planned = _plan_actions(plan, opts.genomes)
-        genomes: list[GenomeState] = []
-        retry: dict[str, Resources] = {}
-        attempts: dict[str, int] = {}
-        for genome in sorted(planned):
-            job = latest.get(genome)
-            g = GenomeState(genome, "waiting")
-            if job is not None:
-                g.attempts, g.job_id, g.slurm_state = job.attempt, job.job_id, job.state
-                g.log, g.reason = job.log or "", job.reason or ""
-                g.resources = f"{job.cpus} cpus, {job.mem_mb} MB, {job.time_min} min"
-            if genome in finished:
-                g.state = finished[genome]
-            elif job is None:  # never submitted (a submission that died half way)
-                g.state = "waiting"
-                if submit:
-                    retry[genome] = _resources(planned[genome], opts)
-                    attempts[genome] = 1
-            elif job.state not in slurm.FINAL:
-                g.state = "pending" if job.state in ("SUBMITTED", "PENDING") else "running"
-            else:
-                state = slurm.JobState(job.job_id, job.state, job.reason or "")
-                kind = slurm.classify(state, job.log)
-                res = Resources(job.cpus, job.mem_mb, job.time_min)
-                if kind == "cancelled" and not resume:
-                    g.state = "cancelled"
-                elif job.attempt >= opts.max_attempts and not resume:
-                    g.state = "gave up"
-                    g.reason = g.reason or f"{job.state} after {job.attempt} attempts"
-                else:
-                    g.state = "retrying"
-                    retry[genome] = res.retried(kind) if kind in ("memory", "time") else res
-                    attempts[genome] = 1 if resume else job.attempt + 1
-                    if kind in ("memory", "time"):
-                        g.reason = f"ran out of {kind}: {job.state}"
-            genomes.append(g)
+        genomes, retry, attempts = assess(
+            planned, latest, finished, submit=submit, resume=resume,
+            max_attempts=opts.max_attempts, first=lambda acts: _resources(acts, opts),
+        )  # fmt: skip
         if submit and retry and run.status != "cancelled":
             if resume and sup is not None and sup.state not in slurm.FINAL:
                 slurm.cancel([sup.job_id])  # the old supervisor must not act again
                 sup.state = "CANCELLED"
-                _set_state(s, {(sup.state, sup.reason): [sup.id]}, now)
+                set_state(s, {(sup.state, sup.reason): [sup.id]}, at)
             _submit(s, catalog, run, plan, opts, retry, attempts)
             run.status = "submitted"
             for g in genomes:
                 if g.genome in retry:
                     g.state = "pending"
         elif submit and not any(g.state in ("pending", "running") for g in genomes):
-            _end(s, run, genomes)
-        status = _status(run, genomes, sup)
+            end(s, run, genomes)
+        status = summary(run, genomes, sup)
         status.resubmitted = sorted(retry) if submit and run.status == "submitted" else []
     return status
-
-
-def _set_state(
-    s: Session, changed: dict[tuple[str, str | None], list[int]], now: dt.datetime
-) -> None:
-    """Write new job states: one UPDATE per state and 5,000 rows (a whole run goes PENDING at
-    once, then RUNNING and COMPLETED in waves)."""
-    for (state, reason), ids in changed.items():
-        for i in range(0, len(ids), 5000):
-            s.execute(update(ClusterJob).where(ClusterJob.id.in_(ids[i : i + 5000]))
-                      .values(state=state, reason=reason, updated_at=now))  # fmt: skip
-
-
-def _freed(s: Session, run_id: int) -> int:
-    """Bytes the run's jobs freed, from their journal entries (summed once, when it ends)."""
-    rows = s.scalars(
-        select(JournalEntry.detail).where(
-            JournalEntry.run_id == run_id,
-            JournalEntry.state == "done",
-            JournalEntry.detail.like('%"bytes_freed"%'),
-        )
-    )
-    return sum(int(json.loads(d).get("bytes_freed") or 0) for d in rows)
-
-
-def _end(s: Session, run: ApplyRun, genomes: list[GenomeState]) -> None:
-    if run.status in ("done", "incomplete", "cancelled"):
-        return
-    ok = all(g.state == "done" for g in genomes)
-    run.status = "done" if ok else "incomplete"
-    run.finished_at = _now()
-    run.freed_bytes = _freed(s, run.id)
-    counts: dict[str, int] = defaultdict(int)
-    for g in genomes:
-        counts[g.state] += 1
-    audit.append(
-        s,
-        actor=run.actor,
-        event="apply_end",
-        detail={"plan": run.plan_sha256, "run": run.id, "status": run.status,
-                "genomes": dict(counts), "executor": "slurm"},
-    )  # fmt: skip
-
-
-def _status(run: ApplyRun, genomes: list[GenomeState], sup: _Job | None) -> RunStatus:
-    seconds = ((run.finished_at or _now()) - run.started_at).total_seconds()
-    done = sum(g.state in FINISHED for g in genomes)
-    per_hour = done / seconds * 3600 if seconds > 0 else 0.0
-    left = len(genomes) - done
-    eta = left / per_hour * 3600 if per_hour > 0 and left else (0.0 if not left else None)
-    return RunStatus(
-        run.id, run.status, genomes, run.started_at, done, seconds, per_hour, eta,
-        f"{sup.job_id} {sup.state}" if sup is not None else "",
-    )  # fmt: skip
 
 
 def status(catalog: Catalog, run_id: int) -> RunStatus:
@@ -508,20 +352,11 @@ def cancel(catalog: Catalog, run_id: int, *, actor: str) -> int:
         # whole arrays (one scancel argument each, not one per task): every task of an array
         # belongs to this run, and tasks already over are left as they are
         slurm.cancel(sorted({j.split("_")[0] for j in live}))
-        now = _now()
+        at = now()
         s.execute(update(ClusterJob).where(alive).values(
-            state="CANCELLED", reason=f"cancelled by {actor}", updated_at=now))  # fmt: skip
-        run.status, run.finished_at = "cancelled", now
+            state="CANCELLED", reason=f"cancelled by {actor}", updated_at=at))  # fmt: skip
+        run.status, run.finished_at = "cancelled", at
         audit.append(s, actor=actor, event="apply_end",
                      detail={"plan": run.plan_sha256, "run": run_id, "status": "cancelled",
                              "jobs": len(live), "executor": "slurm"})  # fmt: skip
     return len(live)
-
-
-def runs(catalog: Catalog) -> list[dict[str, Any]]:
-    """The cluster runs, newest first."""
-    with catalog.session() as s:
-        rows = s.scalars(select(ApplyRun).where(ApplyRun.executor == "slurm")
-                         .order_by(ApplyRun.id.desc())).all()  # fmt: skip
-        return [{"run": r.id, "status": r.status, "plan": r.plan_sha256[:12],
-                 "started": r.started_at, "finished": r.finished_at} for r in rows]  # fmt: skip
