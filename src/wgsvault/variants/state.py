@@ -1,0 +1,123 @@
+"""The frequency store on disk: where each file lives, its state file, and the writers' lock.
+
+    <store>/state.json                  format, assembly, contigs, members, current data, releases
+    <store>/genomes/<genome>/calls.parquet     a member's counted calls (what `add` added)
+    <store>/genomes/<genome>/coverage.parquet  its callable intervals with their ploidy
+    <store>/data/<generation>/alleles/chrom=<contig>/data.parquet   the allele table
+    <store>/data/<generation>/coverage/chrom=<contig>/data.parquet  AN segments per stratum
+    <store>/releases/<NNNN>/            an immutable snapshot: state.json, alleles/, coverage/
+
+Every change writes a new generation (unchanged partitions are hard links of the previous one)
+and then replaces `state.json`, which names it, atomically: a reader sees the old database or
+the new one, never half of each, and a crash leaves the store as it was. Parquet files are
+never changed in place, so a release is hard links too. One writer at a time (`lock`).
+A member's files keep exactly what was added (its strata at the time included), so that
+removing it subtracts the same figures even if the catalog has changed since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from wgsvault.config import vault_home
+from wgsvault.errors import InputError
+from wgsvault.fsutil import atomic_write_text
+
+FORMAT = "wgsvault-variants/1"
+STATE = "state.json"
+
+
+def default_store() -> Path:
+    """`<vault home>/variants`, unless $WGSVAULT_VARIANTS names another directory."""
+    return Path(os.environ.get("WGSVAULT_VARIANTS") or vault_home() / "variants")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def partition(data: Path, table: str, contig: str) -> Path:
+    """The Parquet file of one contig of `table` (alleles | coverage) in a data directory."""
+    return data / table / f"chrom={contig}" / "data.parquet"
+
+
+def genome_dir(store: Path, genome: str) -> Path:
+    return store / "genomes" / genome
+
+
+def read_state(store: Path) -> dict[str, Any] | None:
+    """The state of a store or release directory, None where there is none yet."""
+    path = store / STATE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the frequency store's state: {exc}") from None
+    if state.get("format") != FORMAT:
+        raise InputError(f"{path}: not a {FORMAT} store (format {state.get('format')!r})")
+    return state
+
+
+def write_state(store: Path, state: dict[str, Any]) -> None:
+    state["format"] = FORMAT
+    state["updated_at"] = now()
+    atomic_write_text(store / STATE, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def data_dir(store: Path, state: dict[str, Any]) -> Path:
+    return store / str(state.get("data", "."))
+
+
+def new_generation(store: Path, state: dict[str, Any] | None) -> tuple[str, Path]:
+    """(relative name, path) of the next data generation (created empty)."""
+    gen = int(state.get("generation", 0)) + 1 if state else 1
+    rel = f"data/{gen:06d}"
+    path = store / rel
+    if path.exists():  # a crashed writer's leftover: never named by the state file
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return rel, path
+
+
+def drop_old_generations(store: Path, keep: str) -> None:
+    """Remove data generations other than `keep` (releases hold hard links of their own)."""
+    for old in (store / "data").glob("*"):
+        if old.is_dir() and f"data/{old.name}" != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-link every file of `src` into `dst` (same filesystem), keeping the layout."""
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, target)
+
+
+@contextmanager
+def lock(store: Path) -> Iterator[None]:
+    """Hold the store's writer lock; a second writer is refused at once, not queued."""
+    store.mkdir(parents=True, exist_ok=True)
+    with open(store / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"{store}: another variants command is changing it; try later"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
