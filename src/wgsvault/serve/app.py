@@ -7,7 +7,8 @@ Endpoints (served by `wgsvault serve`, run.py):
   tickets (tickets.py);
 * `GET /blocks/{token}`: the bytes of one ticket range, slice or restored file (blocks.py);
 * `POST /restore/{id}`: restore-on-demand of a genome's FASTQ (restore.py);
-* `/dashboard...`: the steering group's governance dashboard (dashboard.py).
+* `/dashboard...`: the steering group's governance dashboard (dashboard.py);
+* `/api/beacon/...`: GA4GH Beacon v2 over the variant frequency database (beacon.py).
 
 For every request and response:
 
@@ -37,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wgsvault.catalog import open_catalog
-from wgsvault.serve import blocks, dashboard, restore, tickets
+from wgsvault.serve import beacon, blocks, dashboard, restore, tickets
 from wgsvault.serve.context import Context, Settings
 from wgsvault.serve.errors import NO_STORE, HtsgetError, error_response
 from wgsvault.serve.refusals import RefusalCounter
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(restore.router(ctx, restores))
     app.include_router(blocks.router(ctx, slices))
     app.include_router(dashboard.router(ctx))
+    app.include_router(beacon.router(ctx))
     app.add_middleware(NoStoreAndSlashes, base_url=settings.base_url)
 
     @app.exception_handler(HtsgetError)

@@ -15,6 +15,7 @@ from wgsvault.access import Credential
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import Controller, File, Genome
 from wgsvault.errors import AccessDenied
+from wgsvault.serve.beacon_settings import BeaconSettings
 from wgsvault.serve.errors import HtsgetError, error_response
 from wgsvault.serve.params import GENOME_ID, Limits
 from wgsvault.serve.refusals import RefusalCounter
@@ -36,6 +37,7 @@ class Settings:
     refusal_window: float = 60.0  # seconds over which anonymous refusals are counted
     reap_every: float = 60.0  # seconds between sweeps of expired slices and restores
     targets: Path | None = None  # the dashboard's targets file (report/targets.py); None: shipped
+    beacon: BeaconSettings = field(default_factory=BeaconSettings)  # beacon_settings.py
 
 
 @dataclass
