@@ -29,11 +29,32 @@ def serve(
     targets: Annotated[
         Path | None, typer.Option(help="The dashboard's targets TOML (default: the shipped file)")
     ] = None,
+    variants: Annotated[
+        Path | None,
+        typer.Option(
+            help="The Beacon's frequency database (default: $WGSVAULT_VARIANTS, else"
+            " <home>/variants)"
+        ),
+    ] = None,
+    beacon_anonymous: Annotated[
+        bool, typer.Option(help="Answer Beacon queries without a token (boolean answers only)")
+    ] = False,
+    beacon_budget: Annotated[
+        int, typer.Option(help="Beacon queries per principal per window (429 when spent)")
+    ] = 1000,
+    beacon_window: Annotated[
+        int, typer.Option(help="The Beacon budget's window in seconds (default: a day)")
+    ] = 86_400,
 ) -> None:
     """Serve GA4GH htsget (reads, variants) with bearer-token grants and an audited log, and
     the steering group's dashboard (/dashboard)."""
     from wgsvault.serve import Settings
+    from wgsvault.serve.beacon_settings import BeaconSettings
     from wgsvault.serve.run import serve as serve_forever
+    from wgsvault.variants.state import default_store
+
+    if beacon_budget < 0 or beacon_window < 1:
+        raise typer.BadParameter("the Beacon budget must be >= 0 and its window >= 1 second")
 
     settings = Settings(
         catalog_url=selected_catalog_url(),
@@ -41,11 +62,22 @@ def serve(
         base_url=(base_url or f"http://{host}:{port}").rstrip("/"),
         block_ttl=block_ttl,
         targets=targets,
+        beacon=BeaconSettings(
+            anonymous=beacon_anonymous,
+            budget=beacon_budget,
+            window=beacon_window,
+            variants=variants or default_store(),
+        ),
     )
     if targets is not None:
         from wgsvault.report.targets import load_targets
 
         load_targets(targets)  # a bad file stops here, with its line, not at the first view
     out.print(f"htsget on {settings.base_url}/reads/{{id}} and /variants/{{id}}")
+    out.print(
+        f"Beacon v2 on {settings.base_url}/api/beacon (g_variants: tokens only"
+        + (", anonymous booleans" if beacon_anonymous else "")
+        + ")"
+    )
     out.print(f"dashboard on {settings.base_url}/dashboard (principals with role reporting/admin)")
     serve_forever(settings, host, port, processes or os.cpu_count() or 1)
