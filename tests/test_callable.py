@@ -4,18 +4,41 @@ fallback on real reads, and the plan/apply precondition that keeps them before a
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pysam
 import pytest
+from rich.console import Console
+from sqlalchemy import select
+from test_apply import Estate, approve_all, build_estate, check_intact, sha
+from test_plan import planned, regional
 
+from wgsvault import audit
+from wgsvault.apply import apply_plan
+from wgsvault.apply.callable import register_callable
+from wgsvault.catalog import Catalog
+from wgsvault.catalog.models import File, Genome, Proof, Quarantine
 from wgsvault.codec import callable_regions as cr
-from wgsvault.errors import InputError
+from wgsvault.errors import InputError, PolicyError
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.plan.planner import make_plan
+from wgsvault.plan.policy import load_policy
+from wgsvault.report import render
 
 from conftest import shared, unavailable
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+
 
 FORMATS = (
     ("GT", "1", "String"),
@@ -308,3 +331,204 @@ def test_from_depth_refuses_a_file_that_is_not_alignments(tmp_path: Path) -> Non
     with pytest.raises(InputError, match="not a CRAM or BAM file"):
         cr.from_depth(bad, tmp_path / "G1.callable.bed.gz")
     assert not (tmp_path / "G1.callable.bed.gz").exists()
+
+
+# ------------------------------------------------------------------ the plan's precondition
+
+
+def _gvcf_action(plan: dict[str, Any], genome: str = "G1") -> dict[str, Any]:
+    return next(a for a in plan["actions"] if a["type"] == "gvcf" and a["genome"] == genome)
+
+
+@pytest.mark.parametrize("policy", ["A", "B", "C"])
+def test_plan_shows_the_callable_precondition(
+    catalog: Catalog, tmp_path: Path, policy: str
+) -> None:
+    plan = planned(catalog, tmp_path, regional("G1"), policy)
+    act = _gvcf_action(plan)
+    assert act["action"] == "delete" and act["status"] == "ready"
+    (pc,) = [c for c in act["preconditions"] if c["kind"] == "callable"]
+    assert pc["status"] == "verify" and pc["check"] == "callable"
+    assert (pc["min_gq"], pc["min_dp"]) == (20, 10)
+    assert "extracted from this gVCF and registered before it goes" in pc["text"]
+    if policy == "A":  # the savings of scenario A stay what they were (64 %)
+        assert 63.9 < plan["summary"]["pct_freed"] < 64.1
+    console = Console(file=io.StringIO(), width=200)
+    console.print(render.plan_table(plan))
+    assert "apply proves first:" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "callable regions stored before a gVCF goes: 1" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_plan_precondition_met_by_a_stored_callable_file(catalog: Catalog, tmp_path: Path) -> None:
+    tree = regional("G1") | {
+        "region-east/G1/G1.callable.bed.gz": 3_000_000,
+        "region-east/G1/G1.callable.bed.gz.tbi": 20_000,
+    }
+    for policy in ("A", "B", "C"):
+        plan = planned(catalog, tmp_path, tree, policy)
+        (pc,) = [c for c in _gvcf_action(plan)["preconditions"] if c["kind"] == "callable"]
+        bed = str(tmp_path / "estate/region-east/G1/G1.callable.bed.gz")
+        assert pc["status"] == "met" and pc["evidence"] == [bed]
+        # no preset ever lets callable regions go
+        assert all(a["type"] != "callable" for a in plan["actions"])
+        assert all(bed not in [f["path"] for f in a["files"]] for a in plan["actions"])
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ('types = ["bam"]\nrequire = [{ kind = "callable" }]', "gvcf only"),
+        ('types = ["gvcf"]\nrequire = [{ kind = "callable", types = ["vcf"] }]', "leave out"),
+        ('types = ["gvcf"]\nrequire = [{ kind = "callable", min_gq = -1 }]', "min_gq"),
+    ],
+)
+def test_bad_callable_requirement(tmp_path: Path, rule: str, message: str) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text(f'name = "x"\n[[rule]]\naction = "delete"\n{rule}\n')
+    with pytest.raises(PolicyError, match=message):
+        load_policy(str(f))
+
+
+# --------------------------------------------------------------------- apply, on real files
+
+
+def _events(e: Estate, genome: str) -> list[dict[str, Any]]:
+    return [r for r in audit.show(e.catalog, genome=genome) if r["event"] != "apply_start"]
+
+
+def test_apply_extracts_before_the_gvcf_goes(tmp_path: Path, catalog_url: str) -> None:
+    e = build_estate(tmp_path, catalog_url, policy="A")
+    try:
+        approve_all(e)
+        s = apply_plan(e.catalog, e.plan, registry=e.registry, actor="test")
+        assert s.failed == {}, s.failed
+        for gid in ("G1", "G2"):
+            d = e.root / "region-east" / gid
+            gvcf, bed = d / f"{gid}.g.vcf.gz", d / f"{gid}.callable.bed.gz"
+            assert not gvcf.exists() and bed.exists() and Path(f"{bed}.tbi").exists()
+            (kept,) = (e.root / ".wgsvault-quarantine").rglob(gvcf.name)
+            head = cr.read_header(bed)
+            assert head["sha256"] == sha(kept) and head["method"] == "gvcf"
+            with pysam.VariantFile(str(kept)) as vf:
+                contig = next(iter(vf.header.contigs.values()))
+            assert list(cr.read(bed)) == [(contig.name, 0, contig.length)]  # GQ 99, DP 30
+            with e.catalog.session() as ss:
+                row = ss.scalars(select(File).where(File.path == str(bed))).one()
+                assert (row.type, row.status, row.sha256) == ("callable", "present", sha(bed))
+                tbi = ss.scalars(select(File).where(File.path == f"{bed}.tbi")).one()
+                assert (tbi.type, tbi.unit) == ("index", str(bed))
+                proof = ss.scalars(select(Proof).where(Proof.file_id == row.id)).one()
+                doc = json.loads(proof.document)
+                assert proof.kind == "gvcf->callable" and doc["thresholds"]["min_gq"] == 20
+                assert doc["inputs"][0]["sha256"] == sha(kept)
+                assert doc["output"]["sha256"] == sha(bed) and doc["bases"] == contig.length
+                q = ss.scalars(select(Quarantine).where(Quarantine.original_path == str(gvcf)))
+                quarantined_at = q.one().quarantined_at
+                assert proof.created_at <= quarantined_at
+            # the audit log says so in order: registered, then the gVCF quarantined
+            events = [(r["event"], str(r["detail"])) for r in _events(e, gid)]
+            reg = next(i for i, (ev, d) in enumerate(events) if ev == "register" and str(bed) in d)
+            moved = next(
+                i for i, (ev, d) in enumerate(events) if ev == "quarantine" and str(gvcf) in d
+            )
+            assert reg < moved
+        check_intact(e)
+        rescan = scan(e.catalog, [str(e.root)], DEFAULT_LAYOUT)
+        assert (rescan.added, rescan.changed, rescan.vanished) == (0, 0, 0)
+        assert audit.verify(e.catalog).ok
+        # a new plan: the gVCFs are gone, the callable regions stay (no preset deletes them)
+        again = make_plan(e.catalog, load_policy("C"), price=1.0)
+        assert all(a["type"] != "callable" for a in again["actions"])
+    finally:
+        e.catalog.close()
+
+
+def test_corrupt_gvcf_stays(tmp_path: Path, sqlite_url: str) -> None:
+    def corrupt(root: Path, _ref: Path) -> None:
+        gvcf = root / "region-east" / "G1" / "G1.g.vcf.gz"
+        data = bytearray(gvcf.read_bytes())
+        for i in range(len(data) // 3, len(data) // 3 + 64):
+            data[i] ^= 0x5A
+        gvcf.write_bytes(bytes(data))
+
+    e = build_estate(tmp_path, sqlite_url, policy="A", prepare=corrupt)
+    try:
+        approve_all(e)
+        s = apply_plan(e.catalog, e.plan, registry=e.registry, actor="test")
+        g1 = e.root / "region-east" / "G1"
+        assert (g1 / "G1.g.vcf.gz").exists()  # kept, and reported
+        (why,) = [w for w in s.failed.values() if "G1.g.vcf.gz" in w]
+        assert "\n" not in why
+        assert not list(g1.glob("*callable*")) and not list(g1.glob(".G1.callable*"))
+        # the other genome's gVCF went, after its regions were stored
+        g2 = e.root / "region-east" / "G2"
+        assert not (g2 / "G2.g.vcf.gz").exists() and (g2 / "G2.callable.bed.gz").exists()
+        check_intact(e)
+    finally:
+        e.catalog.close()
+
+
+def test_stored_regions_of_this_gvcf_are_not_extracted_again(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    made: dict[str, float] = {}
+
+    def extract_first(root: Path, _ref: Path) -> None:
+        g1 = root / "region-east" / "G1"
+        cr.extract(g1 / "G1.g.vcf.gz", g1 / "G1.callable.bed.gz")
+        made["mtime"] = (g1 / "G1.callable.bed.gz").stat().st_mtime_ns
+        # G2's is from depth only: it never stands in for the gVCF's own regions
+        g2 = root / "region-east" / "G2"
+        text = "#wgsvault-callable v1 source=G2.bam sha256=0 min_dp=10 min_mapq=20 method=depth\n"
+        with pysam.BGZFile(str(g2 / "G2.callable.bed.gz"), "wb", index=None) as fh:
+            fh.write(text.encode())
+        pysam.tabix_index(str(g2 / "G2.callable.bed.gz"), preset="bed", force=True)
+
+    e = build_estate(tmp_path, sqlite_url, policy="A", prepare=extract_first)
+    try:
+        plan = json.loads(e.plan.read_text())
+        for gid in ("G1", "G2"):
+            (pc,) = [c for c in _gvcf_action(plan, gid)["preconditions"] if c["kind"] == "callable"]
+            assert pc["status"] == "met"
+        approve_all(e)
+        s = apply_plan(e.catalog, e.plan, registry=e.registry, actor="test")
+        assert s.failed == {}, s.failed
+        bed1 = e.root / "region-east" / "G1" / "G1.callable.bed.gz"
+        assert bed1.stat().st_mtime_ns == made["mtime"]  # its own: kept as it was
+        bed2 = e.root / "region-east" / "G2" / "G2.callable.bed.gz"
+        assert cr.read_header(bed2)["method"] == "gvcf"  # replaced by the gVCF's regions
+        for p in (bed2, Path(f"{bed2}.tbi")):
+            del e.digests[str(p)]  # the vault's own derived file, replaced on purpose
+        check_intact(e)
+        rescan = scan(e.catalog, [str(e.root)], DEFAULT_LAYOUT)
+        assert (rescan.added, rescan.changed, rescan.vanished) == (0, 0, 0)
+    finally:
+        e.catalog.close()
+
+
+def test_register_callable(tmp_path: Path, catalog_url: str) -> None:
+    e = build_estate(tmp_path, catalog_url, policy="A")
+    try:
+        g1 = e.root / "region-east" / "G1"
+        summary = cr.extract(g1 / "G1.g.vcf.gz", g1 / "G1.callable.bed.gz", min_gq=30)
+        fid = register_callable(e.catalog, "G1", summary.path, summary, actor="test")
+        assert register_callable(e.catalog, "G1", summary.path, summary, actor="test") == fid
+        with e.catalog.session() as ss:
+            row = ss.get(File, fid)
+            assert row is not None and (row.type, row.sha256) == ("callable", summary.sha256)
+            assert ss.get(Genome, row.genome_id).name == "G1"  # type: ignore[union-attr]
+            assert ss.scalars(select(File).where(File.unit == str(summary.path))).all()
+            kinds = {p.kind for p in ss.scalars(select(Proof).where(Proof.file_id == fid))}
+            assert kinds == {"gvcf->callable"}
+        rescan = scan(e.catalog, [str(e.root)], DEFAULT_LAYOUT)
+        assert (rescan.added, rescan.changed, rescan.vanished) == (0, 0, 0)
+        assert any(r["event"] == "register" for r in audit.show(e.catalog, genome="G1"))
+        assert audit.verify(e.catalog).ok
+        with pytest.raises(InputError, match="no such genome"):
+            register_callable(e.catalog, "G9", summary.path, summary)
+        # the plan now finds it: the precondition is met
+        plan = make_plan(e.catalog, load_policy("A"), price=1.0)
+        (pc,) = [c for c in _gvcf_action(plan)["preconditions"] if c["kind"] == "callable"]
+        assert pc["status"] == "met" and pc["evidence"] == [str(summary.path)]
+    finally:
+        e.catalog.close()

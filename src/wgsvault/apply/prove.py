@@ -9,7 +9,9 @@ checked for content, here, immediately before the originals move:
   `codec.covers.verify_covers`, whose sidecar (what the CRAM lacks to give the FASTQ back byte for
   byte) is written and registered first;
 * a BAM or CRAM that "a CRAM of the genome" replaces goes only when the record checksums of the
-  two are equal.
+  two are equal;
+* `callable`: a gVCF goes only once its callable regions are stored and registered (extracted
+  from it now unless a file that is its own already is; `callable.py`).
 
 Evidence that a conversion of the same plan is to produce counts only once that conversion has
 succeeded: the original it comes from is no substitute, since it goes once converted.
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 
 from wgsvault import faults
+from wgsvault.apply.callable import store_callable
 from wgsvault.apply.journal import Action, Journal, where
 from wgsvault.apply.register import data_files, register
 from wgsvault.catalog import Catalog
@@ -109,6 +112,9 @@ class Prover:
                         raise IntegrityError(f"{original}: differs from {copy} (sha256); kept")
             elif check == "verify-covers":
                 self.covers(a, data, ev[0])
+            elif pc["kind"] == "callable":
+                bed = store_callable(self.cat, self.journal, a, data[0], pc, ev)
+                shown.append(str(bed))
             elif pc["kind"] == "exists":
                 if a["type"] in ("bam", "cram") and ev and ev[0].suffix == ".cram":
                     proof = prove_alignment(data[0], ev[0], registry=self.reg)

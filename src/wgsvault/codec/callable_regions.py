@@ -51,7 +51,7 @@ from urllib.parse import quote, unquote
 import pysam
 
 from wgsvault.codec import bcftools
-from wgsvault.codec.htslib import child_env
+from wgsvault.codec.htslib import child_env, versions
 from wgsvault.errors import InputError
 from wgsvault.fsutil import clear_leftovers, land
 from wgsvault.inventory.digest import sha256_file
@@ -85,6 +85,25 @@ class CallableSummary:
         d = asdict(self)
         d["path"] = str(self.path)
         return d
+
+    def proof(self, source: Path) -> dict[str, Any]:
+        """The proof document of this file (catalog Proof, kind `gvcf->callable` or
+        `depth->callable`): thresholds, intervals, bases, and the sha256 of source and BED."""
+        size = source.stat().st_size if source.exists() else None
+        return {
+            "kind": f"{self.method}->callable",
+            "format": FORMAT,
+            "method": self.method,
+            "thresholds": self.thresholds,
+            "intervals": self.intervals,
+            "bases": self.bases,
+            "contigs": len(self.contigs),
+            "records": self.records,
+            "seconds": self.seconds,
+            "inputs": [{"path": str(source), "sha256": self.source_sha256, "bytes": size}],
+            "output": {"path": str(self.path), "sha256": self.sha256, "bytes": self.bytes},
+            "tools": versions(),
+        }
 
 
 def callable_path(source: Path) -> Path:

@@ -269,16 +269,16 @@ def _write_vcfs(
         if pos > prev_end:
             gvcf_lines.append(
                 f"{ref_name}\t{prev_end + 1}\t.\t{ref[prev_end]}\t<NON_REF>\t.\t.\t"
-                f"END={pos}\tGT:DP\t0/0:30"
+                f"END={pos}\tGT:DP:GQ\t0/0:30:99"
             )
         gvcf_lines.append(
-            f"{ref_name}\t{pos + 1}\t.\t{ref[pos]}\t{alt},<NON_REF>\t60\t.\t.\tGT:DP\t{gt}:30"
+            f"{ref_name}\t{pos + 1}\t.\t{ref[pos]}\t{alt},<NON_REF>\t60\t.\t.\tGT:DP:GQ\t{gt}:30:99"
         )
         prev_end = pos + 1
     if prev_end < len(ref):
         gvcf_lines.append(
             f"{ref_name}\t{prev_end + 1}\t.\t{ref[prev_end]}\t<NON_REF>\t.\t.\t"
-            f"END={len(ref)}\tGT:DP\t0/0:30"
+            f"END={len(ref)}\tGT:DP:GQ\t0/0:30:99"
         )
     out = []
     for name, extra, lines in (
@@ -288,6 +288,7 @@ def _write_vcfs(
             [
                 '##INFO=<ID=END,Number=1,Type=Integer,Description="End of reference block">',
                 '##ALT=<ID=NON_REF,Description="Any other allele">',
+                '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Genotype quality">',
             ],
             gvcf_lines,
         ),

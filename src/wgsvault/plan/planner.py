@@ -15,7 +15,10 @@ whose units changed are checked again.
 
 Whatever needs content proof is marked `verify` with the check apply must pass first: identical
 copies by sha256 (already `met` when both digests are catalogued and equal), FASTQ coverage by
-verify-covers. Blocked actions are listed with their unmet requirement, never dropped.
+verify-covers, and a gVCF's callable regions (`callable`: met when a callable file of the genome
+stays in scope, else extracted from the gVCF at apply before it goes; never blocking, so the
+presets keep their savings). Blocked actions are listed with their unmet requirement, never
+dropped.
 
 The plan is JSON (`wgsvault-plan/1`): stable action ids (from action and unit path), the files with
 the size/mtime/inode/digest they had, expected bytes freed, and a summary by controller.
@@ -175,6 +178,8 @@ class Planner:
         cands = self._candidates(unit, req.scope)
         if req.kind == "identical":
             return out | self._identical(unit, cands, _WHERE[req.scope])
+        if req.kind == "callable":
+            return out | self._callable(cands, req)
         wanted = req.type_values
         for cand in cands:
             final = _resolve(cand)
@@ -199,6 +204,23 @@ class Planner:
         return out | {
             "status": "unmet",
             "text": f"no {types} of genome {unit.genome} stays {where}",
+        }
+
+    def _callable(self, cands: list[Unit], req: Requirement) -> dict[str, Any]:
+        thresholds = {"min_gq": req.min_gq, "min_dp": req.min_dp}
+        for cand in cands:
+            final = _resolve(cand)
+            if final is cand and cand.type == FileType.CALLABLE:
+                return thresholds | {
+                    "status": "met",
+                    "evidence": [cand.key],
+                    "text": f"callable regions {cand.key} stay (apply checks they are this gVCF's)",
+                }
+        return thresholds | {
+            "status": "verify",
+            "check": "callable",
+            "text": f"callable regions (GQ >= {req.min_gq}, depth >= {req.min_dp}) to be "
+            "extracted from this gVCF and registered before it goes",
         }
 
     def _identical(self, unit: Unit, cands: list[Unit], where: str) -> dict[str, Any]:
@@ -321,9 +343,7 @@ def _action(unit: Unit, policy: Policy) -> dict[str, Any]:
     return act
 
 
-def _summary(
-    units: list[Unit], actions: list[dict[str, Any]], price: float
-) -> dict[str, Any]:
+def _summary(units: list[Unit], actions: list[dict[str, Any]], price: float) -> dict[str, Any]:
     def block(before: int, freed: int) -> dict[str, Any]:
         return {
             "bytes_before": before,

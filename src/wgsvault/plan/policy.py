@@ -19,7 +19,12 @@ never counts):
   finds the candidate, apply proves it with verify-covers before anything goes;
 * `identical`: a unit of the same genome and type with the same sizes exists in `scope` (the
   national database, for scenario C); sha256 equality is checked at apply (or now, if both digests
-  are in the catalog).
+  are in the catalog);
+* `callable` (gVCF only): the genome's callable regions (GQ >= `min_gq`, depth >= `min_dp`) are
+  stored in `scope` before the gVCF goes. Met when a callable file of the genome is in the
+  catalog; otherwise never blocking: apply extracts them from this gVCF, lands and registers the
+  BED, and only then lets the gVCF go (codec.callable_regions, apply/prove.py). Presets A, B, C
+  require it of every gVCF they delete.
 
 `scope` is `controller` (the unit's own controller), `national`, or `any`. A policy may `extend`
 another: its own rules come first. The presets A, B and C implement the owners' scenarios.
@@ -45,9 +50,12 @@ PRESETS = ("A", "B", "C")
 
 
 class Requirement(StrictModel):
-    kind: Literal["exists", "covered", "identical"]
+    kind: Literal["exists", "covered", "identical", "callable"]
     types: list[FileType] = Field(default_factory=list)
     scope: Scope = "controller"
+    #: thresholds of `callable`: a record is confident with GQ >= min_gq and depth >= min_dp
+    min_gq: int = Field(default=20, ge=0)
+    min_dp: int = Field(default=10, ge=0)
 
     @cached_property
     def type_values(self) -> frozenset[str]:
@@ -59,6 +67,8 @@ class Requirement(StrictModel):
             raise ValueError(f"'{self.kind}' needs 'types'")
         if self.kind == "covered" and self.types != [FileType.CRAM]:
             raise ValueError("'covered' is proven against aligned CRAM: types = ['cram']")
+        if self.kind == "callable" and self.types not in ([], [FileType.CALLABLE]):
+            raise ValueError("'callable' is met by callable regions only: leave out 'types'")
         return self
 
 
@@ -78,6 +88,8 @@ class Rule(StrictModel):
         covered = any(r.kind == "covered" for r in self.require)
         if covered and self.types != [FileType.FASTQ]:
             raise ValueError("'covered' applies to fastq only")
+        if any(r.kind == "callable" for r in self.require) and self.types != [FileType.GVCF]:
+            raise ValueError("'callable' applies to gvcf only (its callable regions)")
         return self
 
     def matches(self, controller: str | None, kind: str, ftype: str) -> bool:

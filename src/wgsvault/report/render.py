@@ -127,6 +127,14 @@ def footprint_png(fp: Footprint, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+#: what each check a plan leaves to apply does, as the plan table names it
+CHECKS = {
+    "callable": "callable regions stored before a gVCF goes",
+    "sha256": "identical copy (sha256)",
+    "verify-covers": "FASTQ covered by the aligned CRAM",
+}
+
+
 def plan_table(plan: dict[str, Any]) -> Table:
     s = plan["summary"]
     t = Table(
@@ -157,6 +165,15 @@ def plan_table(plan: dict[str, Any]) -> Table:
         )
     acts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in s["actions"].items()) or "none"
     t.caption = f"actions: {acts}; blocked would free {human(s['blocked_bytes'])}"
+    checks: dict[str, int] = {}
+    for a in plan["actions"]:
+        if a["status"] == "ready":
+            for c in a["preconditions"]:
+                if c["status"] == "verify":
+                    checks[c["check"]] = checks.get(c["check"], 0) + 1
+    if checks:
+        shown = ", ".join(f"{CHECKS.get(k, k)}: {n}" for k, n in sorted(checks.items()))
+        t.caption += f"\napply proves first: {shown}"
     return t
 
 
