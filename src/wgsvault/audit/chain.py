@@ -82,6 +82,7 @@ EVENTS: tuple[str, ...] = (
     "apply_end",  # an `apply` run ended (status in detail)
     "access",  # genome data was read / served (htsget, export)
     "refuse",  # an access or action was refused
+    "variants",  # the variant frequency database was built, changed (add/remove) or released
     "beacon",  # a Beacon v2 query was answered or refused (serve/beacon.py)
 )
 

@@ -1,0 +1,231 @@
+"""Aggregation of one contig: the allele table and the AN segments, from genomes' contributions.
+
+`aggregate(task)` is a per-contig job (picklable `ContigTask`): it takes the contig's previous
+partitions (none for a build) and adds or subtracts the contributions of the given genomes
+(`genome.py`), each counted in its strata (`total`, `group:<name>`, `region:<name>`):
+
+* coverage: the AN of each stratum as piecewise-constant segments `(stratum, start, stop, an)`
+  (0-based half-open). Segments are turned into change points (+an at start, -an at stop), a
+  genome's callable intervals add +-ploidy, change points that sum to zero are dropped and a
+  running sum gives the new segments. The form is canonical (no empty segment, no two
+  neighbours alike), so adding a genome and removing it again gives the same rows.
+* alleles: AC, nhomalt and nhemi per allele and stratum are sums over genomes, so they are
+  updated by adding (or subtracting) the genome's calls; an allele whose total AC falls to 0
+  leaves the table. AN is then read from the coverage at the allele's first REF base, for
+  every allele: a new allele gets the AN of all genomes callable there (carriers or not)
+  without reading any other genome.
+
+The allele table has one row per allele: chrom, pos (1-based), ref, alt, ac, an, af, nhomalt,
+nhemi and `strata`, a list of structs (name, ac, an, af, nhomalt, nhemi) with one entry per
+stratum whose AN is above 0 there, by name. Rows are sorted by (pos, ref, alt) and written in
+small row groups, so a point lookup reads one row group, found from the Parquet statistics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from wgsvault.errors import IntegrityError
+from wgsvault.fsutil import land
+from wgsvault.variants.state import partition
+
+#: rows per Parquet row group of the allele table (point lookups read one)
+ROW_GROUP = 4096
+
+
+@dataclass(frozen=True)
+class Change:
+    genome_dir: Path  # with calls.parquet and coverage.parquet
+    strata: tuple[str, ...]  # including "total"
+    sign: int  # +1 add, -1 remove
+
+
+@dataclass(frozen=True)
+class ContigTask:
+    contig: str
+    old: Path | None  # the previous data directory (None: from nothing)
+    new: Path  # the data directory being written
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ContigResult:
+    contig: str
+    alleles: int
+    segments: int
+
+
+def aggregate(task: ContigTask) -> ContigResult:
+    """Write the contig's new allele and coverage partitions (see the module docstring)."""
+    con = duckdb.connect(config={"threads": task.threads})
+    try:
+        return _aggregate(con, task)
+    finally:
+        con.close()
+
+
+def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult:
+    c = _lit(task.contig)
+    con.execute("CREATE TABLE change (dir VARCHAR, stratum VARCHAR, sign INT)")
+    rows = [(str(ch.genome_dir), s, ch.sign) for ch in task.changes for s in ch.strata]
+    if rows:
+        con.executemany("INSERT INTO change VALUES (?, ?, ?)", rows)
+    dirs = sorted({str(ch.genome_dir) for ch in task.changes})
+    cov_files = [str(Path(d) / "coverage.parquet") for d in dirs]
+    call_files = [str(Path(d) / "calls.parquet") for d in dirs]
+
+    old_cov = _old(task, "coverage")
+    old_all = _old(task, "alleles")
+    events = [
+        "SELECT stratum, start AS pos, an AS delta FROM old_cov",
+        "SELECT stratum, stop AS pos, -an AS delta FROM old_cov",
+    ]
+    con.execute(
+        "CREATE TABLE old_cov AS "
+        + (
+            f"SELECT stratum, start, stop, an FROM read_parquet('{_p(old_cov)}')"
+            if old_cov
+            else "SELECT ''::VARCHAR AS stratum, 0::BIGINT AS start, 0::BIGINT AS stop, "
+            "0::BIGINT AS an WHERE false"
+        )
+    )
+    if cov_files:
+        con.execute(
+            f"""CREATE TABLE gcov AS
+            SELECT g.start, g.stop, g.ploidy * ch.sign AS delta, ch.stratum
+            FROM read_parquet({_list(cov_files)}, filename = true) g
+            JOIN change ch ON ch.dir || '/coverage.parquet' = g.filename
+            WHERE g.chrom = {c}"""
+        )
+        events += [
+            "SELECT stratum, start AS pos, delta FROM gcov",
+            "SELECT stratum, stop AS pos, -delta FROM gcov",
+        ]
+    con.execute(
+        f"""CREATE TABLE cov AS
+        WITH ev AS (
+            SELECT stratum, pos, sum(delta) AS delta FROM ({" UNION ALL ".join(events)})
+            GROUP BY stratum, pos HAVING sum(delta) <> 0
+        ), run AS (
+            SELECT stratum, pos AS start, lead(pos) OVER w AS stop,
+                   sum(delta) OVER (w ROWS UNBOUNDED PRECEDING) AS an
+            FROM ev WINDOW w AS (PARTITION BY stratum ORDER BY pos)
+        )
+        SELECT {c} AS chrom, stratum, start, stop, an::BIGINT AS an FROM run
+        WHERE an <> 0 ORDER BY stratum, start"""
+    )
+    bad = con.execute("SELECT stratum, start FROM cov WHERE an < 0 OR stop IS NULL").fetchone()
+    if bad is not None:
+        raise IntegrityError(
+            f"contig {task.contig}: AN below 0 in stratum {bad[0]} at {bad[1] + 1}: a genome was"
+            " removed that was never added"
+        )
+
+    parts = []
+    if old_all:
+        parts.append(
+            f"""SELECT pos, ref, alt, 'total' AS stratum, ac, nhomalt, nhemi
+                FROM read_parquet('{_p(old_all)}')
+            UNION ALL
+            SELECT pos, ref, alt, s.name, s.ac, s.nhomalt, s.nhemi
+                FROM (SELECT pos, ref, alt, unnest(strata) AS s
+                      FROM read_parquet('{_p(old_all)}'))"""
+        )
+    if call_files:
+        parts.append(
+            f"""SELECT g.pos, g.ref, g.alt, ch.stratum, g.ac * ch.sign, g.nhomalt * ch.sign,
+                   g.nhemi * ch.sign
+            FROM read_parquet({_list(call_files)}, filename = true) g
+            JOIN change ch ON ch.dir || '/calls.parquet' = g.filename
+            WHERE g.chrom = {c}"""
+        )
+    if not parts:
+        parts.append("SELECT 0::BIGINT, '', '', '', 0, 0, 0 WHERE false")
+    con.execute(
+        f"""CREATE TABLE counts AS
+        SELECT pos, ref, alt, stratum, sum(ac)::BIGINT AS ac, sum(nhomalt)::BIGINT AS nhomalt,
+               sum(nhemi)::BIGINT AS nhemi
+        FROM ({" UNION ALL ".join(parts)}) t(pos, ref, alt, stratum, ac, nhomalt, nhemi)
+        GROUP BY pos, ref, alt, stratum"""
+    )
+    if con.execute("SELECT 1 FROM counts WHERE ac < 0 OR nhomalt < 0 LIMIT 1").fetchone():
+        raise IntegrityError(f"contig {task.contig}: a count fell below 0 (removed twice?)")
+    con.execute(
+        f"""CREATE TABLE alleles AS
+        WITH site AS (SELECT DISTINCT pos, ref, alt FROM counts
+                      WHERE stratum = 'total' AND ac > 0),
+        grid AS (SELECT site.*, s.stratum FROM site CROSS JOIN
+                 (SELECT DISTINCT stratum FROM cov) s),
+        ann AS (
+            SELECT g.pos, g.ref, g.alt, g.stratum, c.an
+            FROM grid g ASOF JOIN cov c ON g.stratum = c.stratum AND g.pos - 1 >= c.start
+            WHERE g.pos - 1 < c.stop
+        ),
+        cell AS (
+            SELECT a.pos, a.ref, a.alt, a.stratum, coalesce(k.ac, 0) AS ac, a.an,
+                   coalesce(k.nhomalt, 0) AS nhomalt, coalesce(k.nhemi, 0) AS nhemi
+            FROM ann a LEFT JOIN counts k USING (pos, ref, alt, stratum)
+        )
+        SELECT {c} AS chrom, t.pos, t.ref, t.alt, t.ac, t.an, t.ac / t.an AS af,
+               t.nhomalt, t.nhemi,
+               coalesce(list(struct_pack(name := o.stratum, ac := o.ac, an := o.an,
+                        af := o.ac / o.an, nhomalt := o.nhomalt, nhemi := o.nhemi)
+                    ORDER BY o.stratum) FILTER (WHERE o.stratum IS NOT NULL), []) AS strata
+        FROM cell t LEFT JOIN cell o
+          ON o.pos = t.pos AND o.ref = t.ref AND o.alt = t.alt AND o.stratum <> 'total'
+        WHERE t.stratum = 'total'
+        GROUP BY ALL
+        ORDER BY t.pos, t.ref, t.alt"""
+    )
+    lost = con.execute(
+        """SELECT k.pos, k.ref, k.alt FROM counts k ANTI JOIN alleles a USING (pos, ref, alt)
+           WHERE k.stratum = 'total' AND k.ac > 0 LIMIT 1"""
+    ).fetchone()
+    if lost is not None:
+        raise IntegrityError(
+            f"contig {task.contig}: allele at {lost[0]} {lost[1]}>{lost[2]} has carriers but no"
+            " AN: a call was counted outside its genome's callable regions"
+        )
+    n_alleles = _write(con, "alleles", partition(task.new, "alleles", task.contig), ROW_GROUP)
+    n_segments = _write(con, "cov", partition(task.new, "coverage", task.contig), 65536)
+    return ContigResult(task.contig, n_alleles, n_segments)
+
+
+def _old(task: ContigTask, table: str) -> Path | None:
+    if task.old is None:
+        return None
+    path = partition(task.old, table, task.contig)
+    return path if path.exists() else None
+
+
+def _write(con: duckdb.DuckDBPyConnection, table: str, path: Path, row_group: int) -> int:
+    """Write `table` to `path` (temporary name, then renamed); nothing when it is empty."""
+    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    n = int(row[0]) if row else 0
+    if n == 0:
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    con.execute(
+        f"COPY {table} TO '{_p(tmp)}' (FORMAT parquet, COMPRESSION zstd, "
+        f"ROW_GROUP_SIZE {row_group})"
+    )
+    land([(tmp, path)])
+    return n
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _p(path: Path) -> str:
+    return os.fspath(path).replace("'", "''")
+
+
+def _list(paths: list[str]) -> str:
+    return "[" + ", ".join(_lit(p) for p in paths) + "]"

@@ -1,0 +1,248 @@
+"""The frequency engine against independent counts, on SQLite and PostgreSQL catalogs.
+
+A synthetic cohort (variants_cohort.py: VCF + gVCF per genome written with pysam, callable
+regions from the gVCF, some genomes uncovered or poorly called at some sites, both sexes and
+unknown sex on X and Y, multi-allelic sites, right-shifted deletions) is scanned into a catalog
+and built. The allele table is compared with
+
+* Debian's bcftools (its own htslib, an implementation independent of the vault's pysam):
+  `merge --gvcf REF` of the gVCFs, genotypes with GQ < 20 or DP < 10 set missing (`+setGT`),
+  `norm -m -any -f REF`, `+fill-tags -t AC,AN,AC_Hom,AC_Hemi`: AC, AN, nhomalt (AC_Hom / 2) and
+  nhemi (AC_Hemi) of every allele. On X and Y the merge holds the genomes of known sex only,
+  which is the engine's rule bcftools cannot express;
+* a brute-force count from the genotypes as drawn, for every stratum.
+
+Adding and removing genomes is checked to be exact: every Parquet row equal.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from wgsvault.catalog import Catalog
+from wgsvault.catalog.manifest import import_manifest
+from wgsvault.codec.callable_regions import callable_path, extract
+from wgsvault.codec.refs import Registry
+from wgsvault.errors import InputError
+from wgsvault.inventory.layout import DEFAULT_LAYOUT
+from wgsvault.inventory.scan import scan
+from wgsvault.variants import engine
+from wgsvault.variants.genome import GenomeTask, count_genome
+from wgsvault.variants.state import read_state
+from wgsvault.variants.store import FrequencyStore
+
+import variants_cohort as vc
+from conftest import unavailable
+
+N_GENOMES = 24
+Key = tuple[str, int, str, str]
+
+
+@dataclass
+class Cohort:
+    root: Path  # the estate: <controller>/<genome>/...
+    fasta: Path
+    manifest: Path
+    sites: list[vc.Site]
+    people: list[vc.Person]
+    oracle: dict[Key, tuple[int, int, int, int]]  # bcftools: ac, an, nhomalt, nhemi
+
+
+def _system_bcftools() -> str:
+    found = shutil.which("bcftools")
+    if found is None or not found.startswith("/usr/"):
+        unavailable("Debian bcftools is not installed (apt-get install bcftools)")
+    return found
+
+
+def _oracle(bcftools: str, fasta: Path, gvcfs: list[Path], work: Path, regions: str | None):
+    listing = work / f"gvcfs{len(gvcfs)}{regions or ''}.txt"
+    listing.write_text("".join(f"{g}\n" for g in gvcfs))
+    merge = [bcftools, "merge", "--gvcf", str(fasta), "-l", str(listing), "-Ou"]
+    if regions:
+        merge += ["-r", regions]
+    steps = [
+        merge,
+        [bcftools, "+setGT", "-Ou", "--", "-t", "q", "-n", ".", "-i", "FMT/GQ<20 | FMT/DP<10"],
+        [bcftools, "norm", "-m", "-any", "-f", str(fasta), "-Ou"],
+        [bcftools, "+fill-tags", "-Ou", "--", "-t", "AC,AN,AC_Hom,AC_Hemi"],
+        [bcftools, "query", "-i", 'INFO/AC>0 && ALT!~"<"',
+         "-f", "%CHROM\\t%POS\\t%REF\\t%ALT\\t%AC\\t%AN\\t%AC_Hom\\t%AC_Hemi\\n"],
+    ]  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
+    prev = None
+    for argv in steps:
+        p = subprocess.Popen(argv, stdin=prev, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if prev is not None:
+            prev.close()
+        prev = p.stdout
+        procs.append(p)
+    out, _ = procs[-1].communicate()
+    for p in procs:
+        assert p.wait() == 0, p.args
+    rows = {}
+    for line in out.decode().splitlines():
+        c, pos, ref, alt, ac, an, hom, hemi = line.split("\t")
+        rows[(c, int(pos), ref, alt)] = (int(ac), int(an), int(hom) // 2, int(hemi))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
+    bcftools = _system_bcftools()
+    work = tmp_path_factory.mktemp("cohort")
+    rng = random.Random(15)
+    seqs = vc.make_reference(rng)
+    sites = vc.make_sites(seqs, rng)
+    fasta = work / "ref.fa"
+    vc.write_fasta(seqs, fasta)
+    people = vc.make_people(N_GENOMES, sites, rng)
+    gvcfs: dict[str, Path] = {}
+    for i, person in enumerate(people):
+        folder = work / "estate" / ("region-north", "region-south")[i % 2] / person.name
+        _, gvcfs[person.name] = vc.write_genome(person, sites, seqs, folder)
+        extract(gvcfs[person.name], callable_path(gvcfs[person.name]))
+    manifest = work / "manifest.csv"
+    vc.write_manifest(people, manifest)
+    allg = [gvcfs[p.name] for p in people]
+    known = [gvcfs[p.name] for p in people if p.sex != "unknown"]
+    oracle = {
+        k: v
+        for k, v in _oracle(bcftools, fasta, allg, work, None).items()
+        if k[0] not in ("chrX", "chrY")
+    }
+    oracle.update(_oracle(bcftools, fasta, known, work, "chrX,chrY"))
+    return Cohort(work / "estate", fasta, manifest, sites, people, oracle)
+
+
+@pytest.fixture
+def vault(
+    cohort: Cohort, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Catalog, Path]]:
+    """A catalog that knows the cohort (scanned, manifest, reference), and a store path."""
+    monkeypatch.setenv("WGSVAULT_HOME", str(tmp_path / "home"))
+    scan(catalog, [str(cohort.root)], DEFAULT_LAYOUT)
+    import_manifest(catalog, cohort.manifest)
+    Registry(catalog).add(cohort.fasta, vc.BUILD)
+    yield catalog, tmp_path / "variants"
+
+
+def _table(store: Path) -> dict[Key, dict[str, list[int]]]:
+    """Every allele of the store: {stratum: [ac, an, nhomalt, nhemi]}, total included."""
+    out: dict[Key, dict[str, list[int]]] = {}
+    with FrequencyStore(store) as fs:
+        for contig in fs.contigs():
+            for a in fs.region(contig, 1, 10**9):
+                assert 0 < a.ac <= a.an and a.af == a.ac / a.an
+                cells = {"total": [a.ac, a.an, a.nhomalt, a.nhemi]}
+                cells.update({n: [s.ac, s.an, s.nhomalt, s.nhemi] for n, s in a.strata.items()})
+                out[(a.chrom, a.pos, a.ref, a.alt)] = cells
+    return out
+
+
+def _parquet_rows(store: Path) -> dict[str, list[tuple[object, ...]]]:
+    """The rows of every Parquet table of the store's current data, sorted."""
+    state = read_state(store)
+    assert state is not None
+    data = store / state["data"]
+    con = duckdb.connect()
+    out = {}
+    for table in ("alleles", "coverage"):
+        files = sorted(str(f) for f in (data / table).glob("chrom=*/data.parquet"))
+        out[table] = sorted(
+            con.execute(f"SELECT * FROM read_parquet({files!r})").fetchall(), key=repr
+        )
+    con.close()
+    return out
+
+
+def test_build_matches_bcftools_and_brute_force(
+    cohort: Cohort, vault: tuple[Catalog, Path]
+) -> None:
+    catalog, store = vault
+    outcome = engine.build(catalog, store, engine.reference(catalog, None))
+    assert outcome.genomes == N_GENOMES and not outcome.skipped
+    table = _table(store)
+    assert outcome.alleles == len(table)
+
+    totals = {k: tuple(v["total"]) for k, v in table.items()}
+    assert totals == cohort.oracle  # every allele, every figure, as bcftools counts them
+    assert table == vc.truth(cohort.people, cohort.sites)  # and every stratum, by brute force
+
+    # the cases the cohort was drawn to hold are really in it
+    assert any(k[0] == "chrX" and v["total"][3] > 0 for k, v in table.items())  # hemizygous
+    assert any(k[0] == "chrY" for k in table)
+    assert any(len(k[2]) > len(k[3]) for k in table)  # a left-aligned deletion
+    assert len({k[:3] for k in table}) < len(table)  # a multi-allelic site, split
+    ignored = {p.state[k] for p in cohort.people for k in p.gts if any(p.gts[k])}
+    assert ignored == {"ok", "gap", "lowq"}  # calls outside callable regions were in the VCFs
+
+    with FrequencyStore(store) as fs:
+        first = fs.region("chr1", 1, 10**9)[0]
+        assert fs.lookup("chr1", first.pos, first.ref, first.alt) == [first]
+        assert fs.lookup("1", first.pos, first.ref, first.alt) == [first]  # 1 is chr1
+        assert fs.lookup("chr1", first.pos + 1, first.ref, first.alt) == []  # 1-based
+        assert fs.lookup("chr1", first.pos, first.ref, "N") == []
+        assert fs.lookup("chr22", 100, "A", "C") == []
+        assert fs.region("1", first.pos, first.pos)[0] == first
+        assert fs.genomes() == N_GENOMES and fs.assembly() == "GRCh38" and fs.release() is None
+        assert fs.contigs() == ["chr1", "chr2", "chrX", "chrY"]
+        assert first.as_json()["strata"] == {
+            n: {"ac": s.ac, "an": s.an, "af": s.af, "nhomalt": s.nhomalt, "nhemi": s.nhemi}
+            for n, s in first.strata.items()
+        }
+
+
+def test_remove_then_add_is_exact(cohort: Cohort, vault: tuple[Catalog, Path]) -> None:
+    catalog, store = vault
+    engine.build(catalog, store, engine.reference(catalog, None))
+    built = _parquet_rows(store)
+    male = next(p for p in cohort.people if p.sex == "male" and p.group)
+    female = next(p for p in cohort.people if p.sex == "female")
+
+    engine.remove(catalog, store, male.name)  # withdrawal of consent
+    rest = [p for p in cohort.people if p is not male]
+    assert _table(store) == vc.truth(rest, cohort.sites)
+    without = _parquet_rows(store)
+
+    engine.add(catalog, store, male.name)  # back: as if built with everyone
+    assert _parquet_rows(store) == built
+    engine.remove(catalog, store, male.name)  # add then remove: as before the add
+    assert _parquet_rows(store) == without
+
+    engine.remove(catalog, store, female.name)
+    engine.add(catalog, store, female.name)
+    engine.add(catalog, store, male.name)
+    assert _parquet_rows(store) == built
+    state = read_state(store)
+    assert state is not None and len(state["members"]) == N_GENOMES
+    assert len(list((store / "data").iterdir())) == 1  # old generations are gone
+
+    with pytest.raises(InputError, match="already counted"):
+        engine.add(catalog, store, male.name)
+    engine.remove(catalog, store, male.name)
+    with pytest.raises(InputError, match="not counted"):
+        engine.remove(catalog, store, male.name)
+
+
+def test_vcf_on_another_reference_is_refused(cohort: Cohort, tmp_path: Path) -> None:
+    person = cohort.people[0]
+    vcf = next(cohort.root.glob(f"*/{person.name}/{person.name}.vcf.gz"))
+    bed = callable_path(vcf.with_name(f"{person.name}.g.vcf.gz"))
+    other = tmp_path / "other.fa"
+    other.write_text(cohort.fasta.read_text().replace("A", "T"))
+    task = GenomeTask(person.name, vcf, bed, "female", other, vc.CONTIGS, "GRCh38", tmp_path / "g")
+    with pytest.raises(InputError, match=rf"{vcf}: bcftools norm: .*mismatch"):
+        count_genome(task)
+    assert not (tmp_path / "g" / "calls.parquet").exists()  # nothing half-written
+    good = GenomeTask(person.name, vcf, bed, "female", cohort.fasta, vc.CONTIGS, "GRCh38",
+                      tmp_path / "g")  # fmt: skip
+    assert count_genome(good).counted > 0
