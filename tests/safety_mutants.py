@@ -272,6 +272,20 @@ MUTANTS = [
         (S + "test_region_grant_serves_only_the_region_reads",),
     ),
     Mutant(
+        "a gVCF goes only after its callable regions are stored and registered",
+        "apply/prove.py",
+        "bed = store_callable(self.cat, self.journal, a, data[0], pc, ev)",
+        "bed = data[0]",
+        ("tests/test_callable.py::test_apply_extracts_before_the_gvcf_goes[sqlite]",),
+    ),
+    Mutant(
+        "callable regions: a gVCF that bcftools cannot read in full yields none",
+        "codec/callable_regions.py",
+        "if rc != 0 or failure is not None:",
+        "if False:",
+        ("tests/test_callable.py::test_bad_gvcf_writes_nothing",),
+    ),
+    Mutant(
         "plan: a copy with other digests is not identical",
         "plan/planner.py",
         "if unit.digests != cand.digests:",

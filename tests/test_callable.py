@@ -232,6 +232,7 @@ def test_random_gvcfs_match_brute_force(tmp_path: Path, seed: int) -> None:
         ("no_gq", "no FORMAT/GQ"),
         ("two_samples", "holds 2 samples"),
         ("unsorted", "not sorted"),
+        ("late_damage", "no callable regions written"),  # header fine, a later block broken
     ],
 )
 def test_bad_gvcf_writes_nothing(tmp_path: Path, damage: str, message: str) -> None:
@@ -251,6 +252,15 @@ def test_bad_gvcf_writes_nothing(tmp_path: Path, damage: str, message: str) -> N
         plain = tmp_path / "G1.g.vcf"
         plain.write_text("\n".join(head + body) + "\n")
         pysam.tabix_compress(str(plain), str(gvcf), force=True)
+    elif damage == "late_damage":
+        blocks: list[Record] = [
+            ("chr1", p, "A", ("<NON_REF>",), p, (0, 0), 99, 30, 30) for p in range(1, 6001)
+        ]
+        write_gvcf(gvcf, blocks, contigs=(("chr1", 10_000),))
+        data = bytearray(gvcf.read_bytes())
+        at = len(data) * 4 // 5
+        data[at : at + 200] = bytes(b ^ 0x5A for b in data[at : at + 200])
+        gvcf.write_bytes(bytes(data))
     else:
         write_gvcf(gvcf, HAND)
         data = bytearray(gvcf.read_bytes())
