@@ -293,4 +293,32 @@ def router(ctx: Context) -> APIRouter:
             return await run_in_threadpool(refuse_query, request, cred, exc)
         return await run_in_threadpool(answer, request, cred, q)
 
+    known = {
+        "": "GET",
+        "info": "GET",
+        "service-info": "GET",
+        "configuration": "GET",
+        "map": "GET",
+        "entry_types": "GET",
+        "filtering_terms": "GET",
+        "g_variants": "GET, POST",
+    }
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+    @api.api_route(PREFIX, methods=methods[1:])
+    @api.api_route(f"{PREFIX}/{{rest:path}}", methods=methods)
+    def elsewhere(request: Request, rest: str = "") -> JSONResponse:
+        """Anything else under the prefix: a Beacon error (404, or 405 with `Allow`)."""
+        allow = known.get(rest)
+        e = (
+            Refused(405, "method not allowed", {"Allow": allow})
+            if allow
+            else Refused(404, "no such Beacon endpoint")
+        )
+        source = request.client.host if request.client else "unknown"
+        ctx.refusals.add(
+            source, "NotFound" if allow is None else "MethodNotAllowed", e.status, request.url.path
+        )
+        return error(e, None)
+
     return api
