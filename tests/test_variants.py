@@ -17,7 +17,6 @@ Adding and removing genomes is checked to be exact: every Parquet row equal.
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ import pytest
 
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.manifest import import_manifest
-from wgsvault.codec.callable_regions import callable_path, extract
+from wgsvault.codec.callable_regions import callable_path
 from wgsvault.codec.refs import Registry
 from wgsvault.errors import InputError
 from wgsvault.inventory.layout import DEFAULT_LAYOUT
@@ -47,13 +46,9 @@ Key = tuple[str, int, str, str]
 
 
 @dataclass
-class Cohort:
-    root: Path  # the estate: <controller>/<genome>/...
-    fasta: Path
-    manifest: Path
-    sites: list[vc.Site]
-    people: list[vc.Person]
-    oracle: dict[Key, tuple[int, int, int, int]]  # bcftools: ac, an, nhomalt, nhemi
+class Oracle:
+    cohort: vc.Cohort
+    counts: dict[Key, tuple[int, int, int, int]]  # bcftools: ac, an, nhomalt, nhemi
 
 
 def _system_bcftools() -> str:
@@ -96,36 +91,29 @@ def _oracle(bcftools: str, fasta: Path, gvcfs: list[Path], work: Path, regions: 
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Cohort:
+def oracle(tmp_path_factory: pytest.TempPathFactory) -> Oracle:
     bcftools = _system_bcftools()
     work = tmp_path_factory.mktemp("cohort")
-    rng = random.Random(15)
-    seqs = vc.make_reference(rng)
-    sites = vc.make_sites(seqs, rng)
-    fasta = work / "ref.fa"
-    vc.write_fasta(seqs, fasta)
-    people = vc.make_people(N_GENOMES, sites, rng)
-    gvcfs: dict[str, Path] = {}
-    for i, person in enumerate(people):
-        folder = work / "estate" / ("region-north", "region-south")[i % 2] / person.name
-        _, gvcfs[person.name] = vc.write_genome(person, sites, seqs, folder)
-        extract(gvcfs[person.name], callable_path(gvcfs[person.name]))
-    manifest = work / "manifest.csv"
-    vc.write_manifest(people, manifest)
-    allg = [gvcfs[p.name] for p in people]
-    known = [gvcfs[p.name] for p in people if p.sex != "unknown"]
-    oracle = {
+    cohort = vc.make_cohort(work, N_GENOMES, 15)
+    allg = [cohort.gvcfs[p.name] for p in cohort.people]
+    known = [cohort.gvcfs[p.name] for p in cohort.people if p.sex != "unknown"]
+    counts = {
         k: v
-        for k, v in _oracle(bcftools, fasta, allg, work, None).items()
+        for k, v in _oracle(bcftools, cohort.fasta, allg, work, None).items()
         if k[0] not in ("chrX", "chrY")
     }
-    oracle.update(_oracle(bcftools, fasta, known, work, "chrX,chrY"))
-    return Cohort(work / "estate", fasta, manifest, sites, people, oracle)
+    counts.update(_oracle(bcftools, cohort.fasta, known, work, "chrX,chrY"))
+    return Oracle(cohort, counts)
+
+
+@pytest.fixture
+def cohort(oracle: Oracle) -> vc.Cohort:
+    return oracle.cohort
 
 
 @pytest.fixture
 def vault(
-    cohort: Cohort, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cohort: vc.Cohort, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Catalog, Path]]:
     """A catalog that knows the cohort (scanned, manifest, reference), and a store path."""
     monkeypatch.setenv("WGSVAULT_HOME", str(tmp_path / "home"))
@@ -165,7 +153,7 @@ def _parquet_rows(store: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_build_matches_bcftools_and_brute_force(
-    cohort: Cohort, vault: tuple[Catalog, Path]
+    oracle: Oracle, cohort: vc.Cohort, vault: tuple[Catalog, Path]
 ) -> None:
     catalog, store = vault
     outcome = engine.build(catalog, store, engine.reference(catalog, None))
@@ -174,7 +162,7 @@ def test_build_matches_bcftools_and_brute_force(
     assert outcome.alleles == len(table)
 
     totals = {k: tuple(v["total"]) for k, v in table.items()}
-    assert totals == cohort.oracle  # every allele, every figure, as bcftools counts them
+    assert totals == oracle.counts  # every allele, every figure, as bcftools counts them
     assert table == vc.truth(cohort.people, cohort.sites)  # and every stratum, by brute force
 
     # the cases the cohort was drawn to hold are really in it
@@ -201,7 +189,7 @@ def test_build_matches_bcftools_and_brute_force(
         }
 
 
-def test_remove_then_add_is_exact(cohort: Cohort, vault: tuple[Catalog, Path]) -> None:
+def test_remove_then_add_is_exact(cohort: vc.Cohort, vault: tuple[Catalog, Path]) -> None:
     catalog, store = vault
     engine.build(catalog, store, engine.reference(catalog, None))
     built = _parquet_rows(store)
@@ -233,7 +221,7 @@ def test_remove_then_add_is_exact(cohort: Cohort, vault: tuple[Catalog, Path]) -
         engine.remove(catalog, store, male.name)
 
 
-def test_vcf_on_another_reference_is_refused(cohort: Cohort, tmp_path: Path) -> None:
+def test_vcf_on_another_reference_is_refused(cohort: vc.Cohort, tmp_path: Path) -> None:
     person = cohort.people[0]
     vcf = next(cohort.root.glob(f"*/{person.name}/{person.name}.vcf.gz"))
     bed = callable_path(vcf.with_name(f"{person.name}.g.vcf.gz"))

@@ -275,3 +275,35 @@ def truth(
                     c[2] += int(p == 2 and ac == 2)
                     c[3] += int(p == 1 and ac == 1)
     return {k: dict(v) for k, v in counts.items() if v["total"][0] > 0}
+
+
+@dataclass
+class Cohort:
+    root: Path  # the estate: <controller>/<genome>/<genome>.vcf.gz, .g.vcf.gz
+    fasta: Path
+    manifest: Path
+    sites: list[Site]
+    people: list[Person]
+    gvcfs: dict[str, Path]
+
+
+def make_cohort(work: Path, n: int, seed: int, *, callable_regions: bool = True) -> Cohort:
+    """`n` genomes in two regions' folders, their manifest and the reference; callable regions
+    beside each gVCF (codec.callable_regions.extract) unless `callable_regions` is False."""
+    from wgsvault.codec.callable_regions import callable_path, extract
+
+    rng = random.Random(seed)
+    seqs = make_reference(rng)
+    sites = make_sites(seqs, rng)
+    fasta = work / "ref.fa"
+    write_fasta(seqs, fasta)
+    people = make_people(n, sites, rng)
+    gvcfs: dict[str, Path] = {}
+    for i, person in enumerate(people):
+        folder = work / "estate" / ("region-north", "region-south")[i % 2] / person.name
+        _, gvcfs[person.name] = write_genome(person, sites, seqs, folder)
+        if callable_regions:
+            extract(gvcfs[person.name], callable_path(gvcfs[person.name]))
+    manifest = work / "manifest.csv"
+    write_manifest(people, manifest)
+    return Cohort(work / "estate", fasta, manifest, sites, people, gvcfs)

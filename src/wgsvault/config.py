@@ -44,12 +44,21 @@ class SlurmSite(StrictModel):
     extra: dict[str, str] = Field(default_factory=dict)  # further sbatch options
 
 
+class VariantsSite(StrictModel):
+    """The variant frequency database (`[variants]` in `config.toml`)."""
+
+    store: Path | None = None  # default <vault home>/variants
+    min_new_genomes: int = Field(20, gt=0)  # per release, so releases cannot be diffed to one
+
+
 class SiteConfig(StrictModel):
-    """Site figures used by reports, and the cluster (`config.toml` in the vault home)."""
+    """Site figures used by reports, the cluster and the variant database (`config.toml` in
+    the vault home)."""
 
     price_dkk_per_tb_year: float = Field(DEFAULT_PRICE_DKK_PER_TB_YEAR, gt=0)
     projection_genomes: int = Field(DEFAULT_PROJECTION_GENOMES, gt=0)
     slurm: SlurmSite = Field(default_factory=SlurmSite)
+    variants: VariantsSite = Field(default_factory=VariantsSite)
 
 
 def vault_home() -> Path:

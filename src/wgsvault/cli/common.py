@@ -18,12 +18,13 @@ err = Console(stderr=True, soft_wrap=True)  # errors stay one line
 state: dict[str, str | None] = {"catalog": None}
 
 #: help panels, in the order of the data flow (`wgsvault --help`)
-INVENTORY, PLAN, APPLY, CODEC, ACCESS, REPORTS, DEMO = (
+INVENTORY, PLAN, APPLY, CODEC, ACCESS, VARIANTS, REPORTS, DEMO = (
     "inventory",
     "plan",
     "apply",
     "codec",
     "access",
+    "variants",
     "reports",
     "demo",
 )

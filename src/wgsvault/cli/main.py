@@ -1,8 +1,9 @@
 """The `wgsvault` command: the root of the command line, and its error handling.
 
-The commands live in one module per stage (inventory, plan, apply, codec, access, reports, demo),
-each a typer app whose commands are merged here in the order of the data flow, so that
-`wgsvault --help` lists them in panels by stage. Those modules share `common.py`, never this one.
+The commands live in one module per stage (inventory, plan, apply, codec, access, variants,
+reports, demo), each a typer app whose commands are merged here in the order of the data flow,
+so that `wgsvault --help` lists them in panels by stage. Those modules share `common.py`, never
+this one.
 
 Every error a user can cause is a VaultError: printed as one line `wgsvault: error: ...` on stderr
 with the error's exit code (see errors.py). Progress bars go to stderr and only to a terminal.
@@ -15,7 +16,18 @@ from typing import Annotated
 
 import typer
 
-from wgsvault.cli import access, apply, audit, codec, demo, inventory, plan, report, serve
+from wgsvault.cli import (
+    access,
+    apply,
+    audit,
+    codec,
+    demo,
+    inventory,
+    plan,
+    report,
+    serve,
+    variants,
+)
 from wgsvault.cli.common import err, state
 from wgsvault.errors import VaultError
 
@@ -25,7 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for group in (inventory, plan, apply, audit, codec, access, serve, report, demo):  # flow order
+for group in (inventory, plan, apply, audit, codec, access, serve, variants, report, demo):
     app.add_typer(group.app)
 
 

@@ -30,6 +30,7 @@ class Member:
     vcf: Path | None
     callable: Path | None
     gvcf: Path | None
+    alignment: Path | None = None  # CRAM, else BAM: depth-derived callable regions
 
 
 def strata_of(patient_group: str | None, region: str | None) -> tuple[str, ...]:
@@ -53,7 +54,8 @@ def members(catalog: Catalog, only: str | None = None) -> list[Member]:
         files = s.execute(
             select(File.genome_id, File.type, File.path, Controller.kind)
             .outerjoin(Controller, Controller.id == File.controller_id)
-            .where(File.status == "present", File.type.in_(("vcf", "gvcf", CALLABLE)))
+            .where(File.status == "present")
+            .where(File.type.in_(("vcf", "gvcf", CALLABLE, "cram", "bam")))
             .where(File.genome_id.in_([g.id for g in genomes]))
         ).all()
     best: dict[tuple[int, str], tuple[bool, int, str]] = {}
@@ -77,6 +79,7 @@ def members(catalog: Catalog, only: str | None = None) -> list[Member]:
             vcf=pick(g.id, "vcf"),
             callable=pick(g.id, CALLABLE),
             gvcf=pick(g.id, "gvcf"),
+            alignment=pick(g.id, "cram") or pick(g.id, "bam"),
         )
         for g in genomes
     ]

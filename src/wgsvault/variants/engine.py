@@ -1,12 +1,13 @@
 """Building the frequency database and changing it one genome at a time: build, add, remove.
 
 `build` counts every genome of the catalog that has a kept VCF and callable regions (per-genome
-jobs, `genome.py`) and aggregates every contig (per-contig jobs, `aggregate.py`), both on one of
-apply's executors. `add` counts one more genome and adds its figures to the contigs it covers;
-`remove` subtracts exactly what `add` added (the genome's stored contribution, with the strata
-it had then), which is how a withdrawal of consent is honoured: adding then removing a genome
-leaves every count as it was. Each writes a new data generation and then the state file
-(state.py), under the store's lock, and leaves one `variants` entry in the audit log (no
+jobs, `genome.py`; the callable regions of genomes that keep a gVCF and have none yet are
+extracted first, extract.py) and aggregates every contig (per-contig jobs, `aggregate.py`), all
+on one of apply's executors. `add` counts one more genome and adds its figures to the contigs
+it covers; `remove` subtracts exactly what `add` added (the genome's stored contribution, with
+the strata it had then), which is how a withdrawal of consent is honoured: adding then removing
+a genome leaves every count as it was. Each writes a new data generation and then the state
+file (state.py), under the store's lock, and leaves one `variants` entry in the audit log (no
 clinical context in it: the genome id, counts and the store).
 """
 
@@ -29,6 +30,7 @@ from wgsvault.errors import InputError
 from wgsvault.variants import state as st
 from wgsvault.variants.aggregate import Change, ContigResult, ContigTask, aggregate
 from wgsvault.variants.cohort import Member, members
+from wgsvault.variants.extract import extract_missing, tasks_for
 from wgsvault.variants.genome import GenomeSummary, GenomeTask, count_genome
 from wgsvault.variants.ploidy import assembly_of
 
@@ -81,16 +83,25 @@ def build(
     executor: Executor | None = None,
     actor: str | None = None,
     progress: Progress | None = None,
+    extract: bool = True,
 ) -> Outcome:
-    """Count every genome with a kept VCF and callable regions, from nothing."""
+    """Count every genome with a kept VCF and callable regions, from nothing; first (unless
+    `extract` is False) extract the callable regions of those that have a gVCF and none yet."""
     executor = executor or LocalExecutor()
     with st.lock(store):
         old = st.read_state(store)
+        outcome = Outcome("build", 0, 0)
+        everyone = members(catalog)
+        if extract:
+            want = [m for m in everyone if m.vcf is not None and m.gvcf is not None]
+            tasks_x, _ = tasks_for(catalog, want)
+            _say(progress, f"extracting the callable regions of {len(tasks_x)} genomes")
+            _, outcome.skipped = extract_missing(catalog, tasks_x, executor=executor, actor=actor)
+            everyone = members(catalog) if tasks_x else everyone
         rel, gen = st.new_generation(store, old)
         cohort: list[Member] = []
-        outcome = Outcome("build", 0, 0)
-        for m in members(catalog):
-            why = _unusable(m)
+        for m in everyone:
+            why = outcome.skipped.get(m.genome) or _unusable(m)
             if why:
                 outcome.skipped[m.genome] = why
             else:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from wgsvault.config import vault_home
+from wgsvault.config import site_config, vault_home
 from wgsvault.errors import InputError
 from wgsvault.fsutil import atomic_write_text
 
@@ -36,8 +36,8 @@ STATE = "state.json"
 
 
 def default_store() -> Path:
-    """`<vault home>/variants`, unless $WGSVAULT_VARIANTS names another directory."""
-    return Path(os.environ.get("WGSVAULT_VARIANTS") or vault_home() / "variants")
+    """`store` of `[variants]` in the site config, else `<vault home>/variants`."""
+    return site_config().variants.store or vault_home() / "variants"
 
 
 def now() -> str:
