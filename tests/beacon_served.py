@@ -6,8 +6,8 @@
 schema at a URL, `check_query` a `g_variants` answer against the response schema its status and
 granularity call for (records also against the genomicVariations model). `build_cohort` writes
 the variants tests' synthetic cohort (tests/variants_cohort.py), extracts each genome's callable
-regions, registers it all in a catalog and builds the frequency database with the engine's own
-`build`.
+regions, registers it all in a catalog, builds the frequency database with the engine's own `build`
+and makes its first release.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from wgsvault.codec.refs import Registry as RefRegistry
 from wgsvault.inventory.layout import DEFAULT_LAYOUT
 from wgsvault.inventory.scan import scan
 from wgsvault.variants import engine
+from wgsvault.variants.release import release
 
 from variants_cohort import (
     BUILD,
@@ -140,6 +141,7 @@ def build_cohort(d: Path) -> tuple[Catalog, list[Person], list[Site], Path, Path
     scan(cat, [str(d / "estate")], DEFAULT_LAYOUT)
     store = home / "variants"
     engine.build(cat, store, engine.reference(cat, None))
+    release(cat, store, min_new_genomes=len(people))  # the Beacon answers from releases
     return cat, people, sites, store, home
 
 

@@ -36,9 +36,11 @@ from wgsvault.catalog.models import BeaconUsage, table_of
 from wgsvault.serve import Settings, create_app
 from wgsvault.serve.beacon_policy import window_start
 from wgsvault.serve.beacon_settings import BeaconSettings
+from wgsvault.variants import engine
 
 from conftest import shared
 from served import free_port, running
+from variants_cohort import truth
 
 BUDGET = 50
 
@@ -93,7 +95,7 @@ def test_framework_endpoints_validate(beacon: Beacon) -> None:
         check(reg, r.json(), f"{FW}/responses/{schema}.json")
     r = httpx.get(f"{beacon.base}/api/beacon/", follow_redirects=True, timeout=30)
     check(reg, r.json(), f"{FW}/responses/beaconInfoResponse.json")
-    assert r.json()["response"]["info"] == {"assemblyId": "GRCh38", "release": None}
+    assert r.json()["response"]["info"] == {"assemblyId": "GRCh38", "release": 1}
     info = httpx.get(f"{beacon.base}/api/beacon/service-info", timeout=30).json()
     check(reg, info, f"{FW}/responses/ga4gh-service-info-1-0-0-schema.json")
     assert info["type"] == {"group": "org.ga4gh", "artifact": "beacon", "version": "v2.0.0"}
@@ -412,3 +414,38 @@ def test_every_answer_under_the_prefix_is_a_beacon_document(beacon: Beacon) -> N
     r = httpx.post(f"{url}/g_variants", content=b" " * 70_000, headers=auth, timeout=30)
     assert r.status_code == 413
     check_query(beacon.registry, r)
+
+
+def test_answers_come_from_the_release_not_the_live_store(beacon: Beacon, tmp_path: Path) -> None:
+    """A withdrawal changes the live store at once but the Beacon's answers only with the next
+    release: no two answers differ by one person's genotype."""
+    gone = beacon.people[3]
+    before = truth_of(beacon)
+    after = truth([p for p in beacon.people if p is not gone], beacon.sites)
+    key = next(
+        k
+        for k, v in sorted(before.items())
+        if k[0] == "chr1"
+        and k in after
+        and after[k]["total"][0] >= 5
+        and after[k]["total"] != v["total"]
+    )
+    query = seq(key, requestedGranularity="count")
+    first = check_query(beacon.registry, beacon.query("researcher", **query))
+    assert first["info"]["alleles"][0]["alleleNumber"] == before[key]["total"][1]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WGSVAULT_HOME", str(beacon.home))
+        engine.remove(beacon.catalog, beacon.store, gone.name)
+    assert check_query(beacon.registry, beacon.query("researcher", **query)) == first
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    live = Settings(beacon.catalog.url, beacon.home, base, beacon=BeaconSettings(live=True))
+    with running(create_app(live), port):
+        r = httpx.get(
+            f"{base}/api/beacon/g_variants",
+            params=query,
+            timeout=30,
+            headers={"Authorization": f"Bearer {beacon.tokens['researcher']}"},
+        )
+        (a,) = check_query(beacon.registry, r)["info"]["alleles"]
+    assert [a["alleleCount"], a["alleleNumber"]] == after[key]["total"][:2]

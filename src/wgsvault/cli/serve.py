@@ -42,6 +42,14 @@ def serve(
     beacon_budget: Annotated[
         int, typer.Option(help="Beacon queries per principal per window (429 when spent)")
     ] = 1000,
+    beacon_live: Annotated[
+        bool,
+        typer.Option(
+            help="Answer from the live frequency database, not its newest release"
+            " (only where nobody outside can query: answers around one add differ by"
+            " one person)"
+        ),
+    ] = False,
     beacon_window: Annotated[
         int, typer.Option(help="The Beacon budget's window in seconds (default: a day)")
     ] = 86_400,
@@ -66,6 +74,7 @@ def serve(
             anonymous=beacon_anonymous,
             budget=beacon_budget,
             window=beacon_window,
+            live=beacon_live,
             variants=variants or default_store(),
         ),
     )

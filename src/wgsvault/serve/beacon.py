@@ -8,6 +8,14 @@ Routes
     /api/beacon/g_variants` answers queries of the genomicVariations model (beacon_query.py:
     parameters, 0-based coordinates, `chr1` = `1`) from `variants.store.FrequencyStore`.
 
+What it answers from
+    The newest release of the frequency database (`wgsvault variants release`), never the live
+    store: releases come at least `min_new_genomes` genomes apart, so no two answers differ by
+    one person, which two answers around one `variants add` or `remove` of the live store would.
+    A withdrawn genome therefore leaves the Beacon's answers with the next release. Until there
+    is a release, queries are answered 503. `BeaconSettings.live` serves the live store instead
+    (for a Beacon nobody outside can query).
+
 Who gets what (the levels: beacon_policy.py)
     The data are health data of identifiable people: a Beacon answering unlimited queries
     reveals whether a person is in the cohort (Shringarpure & Bustamante 2015), exact small
@@ -62,6 +70,7 @@ from wgsvault.serve.beacon_query import (
 from wgsvault.serve.context import UNAUTHENTICATED, Context
 from wgsvault.serve.errors import NO_STORE, HtsgetError
 from wgsvault.serve.params import read_json
+from wgsvault.variants.release import releases
 from wgsvault.variants.store import FrequencyStore
 
 PREFIX = "/api/beacon"
@@ -88,25 +97,36 @@ def _same_assembly(asked: str, served: str | None) -> bool:
 
 
 class StoreCache:
-    """The frequency store, one per thread (a store object is not shared between threads),
-    reopened when its state file changes (a new generation was written)."""
+    """The database answers come from: the newest release of the store (or, `live`, the store
+    itself), one `FrequencyStore` per thread (a store object is not shared between threads),
+    reopened when its state file changes (a new release, or a new generation)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, live: bool) -> None:
+        self.path, self.live = path, live
         self._local = threading.local()
 
-    def get(self) -> Frequencies:
+    def _current(self) -> tuple[Path, int]:
+        """The directory answers come from, and its state file's mtime."""
+        if self.live:
+            where, missing = self.path, "the variant frequency database is not built yet"
+        else:
+            numbers = releases(self.path)
+            where = self.path / "releases" / (f"{numbers[-1]:04d}" if numbers else "none")
+            missing = "the variant frequency database has no release yet"
         try:
-            key = (self.path / "state.json").stat().st_mtime_ns
+            return where, (where / "state.json").stat().st_mtime_ns
         except OSError:
-            raise Refused(503, "the variant frequency database is not built yet") from None
-        held: tuple[int, Frequencies] | None = getattr(self._local, "store", None)
-        if held is not None and held[0] == key:
-            return held[1]
-        store: Frequencies = FrequencyStore(self.path)
-        self._local.store = (key, store)
+            raise Refused(503, missing) from None
+
+    def get(self) -> Frequencies:
+        where, mtime = self._current()
+        held: tuple[Path, int, Frequencies] | None = getattr(self._local, "store", None)
+        if held is not None and held[:2] == (where, mtime):
+            return held[2]
+        store: Frequencies = FrequencyStore(where)
+        self._local.store = (where, mtime, store)
         if held is not None:
-            held[1].close()
+            held[2].close()
         return store
 
 
@@ -114,7 +134,7 @@ def router(ctx: Context) -> APIRouter:
     """The Beacon routes over `ctx`."""
     api = APIRouter()
     b = ctx.settings.beacon
-    stores = StoreCache(b.variants or ctx.settings.home / "variants")
+    stores = StoreCache(b.variants or ctx.settings.home / "variants", b.live)
     root = f"{ctx.settings.base_url}{PREFIX}"
 
     def ok(doc: dict[str, Any]) -> JSONResponse:

@@ -24,6 +24,10 @@ class BeaconSettings:
     floor: int = 5
     #: the frequency database (variants.store.FrequencyStore); None: `<home>/variants`
     variants: Path | None = None
+    #: answer from the live database instead of its newest release (`variants release`): only
+    #: for a Beacon nobody outside can query, since two answers around one `add` or `remove`
+    #: differ by one person's genotype
+    live: bool = False
     #: longest range query, in bases (`end - start`)
     max_range: int = 1_000_000
     #: records one response may carry (the `limit` of a request is capped at this)
