@@ -45,6 +45,7 @@ class Mutant:
 G = "tests/test_guards.py::"
 A = "tests/test_apply.py::"
 S = "tests/test_security.py::"
+BC = "tests/test_beacon.py::"
 MUTANTS = [
     Mutant(
         "a regional copy goes only if its sha256 equals the national copy's (scenario C)",
@@ -298,6 +299,48 @@ MUTANTS = [
         'if all(c["status"] != "unmet" for c in u.checks):',
         "if True:",
         ("tests/test_plan.py::test_blocked_actions_are_listed_with_reason[sqlite]",),
+    ),
+    Mutant(
+        "Beacon: no anonymous queries unless allowed",
+        "serve/beacon.py",
+        "if header is None and b.anonymous:",
+        "if header is None:",
+        (BC + "test_no_anonymous_queries_by_default",),
+    ),
+    Mutant(
+        "Beacon: counts of 1 to 4 are shown as the floor",
+        "serve/beacon_policy.py",
+        "if 0 < n < floor:",
+        "if False:",
+        (BC + "test_counts_are_floored_for_registered_principals",),
+    ),
+    Mutant(
+        "Beacon: no more than the asker's level (records only for a granted cohort)",
+        "serve/beacon_policy.py",
+        "return requested if RANK[requested] <= RANK[level.granularity] else level.granularity",
+        "return requested",
+        (BC + "test_granularity_follows_the_level",),
+    ),
+    Mutant(
+        "Beacon: exact figures only for the strata a principal is granted",
+        "serve/beacon_docs.py",
+        "for name in sorted(level.strata):",
+        "for name in sorted(a.strata):",
+        (BC + "test_granularity_follows_the_level",),
+    ),
+    Mutant(
+        "Beacon: a spent query budget is refused",
+        "serve/beacon_policy.py",
+        "_usage.c.used < budget)",
+        "_usage.c.used >= 0)",
+        (BC + "test_budget_is_spent_then_429",),
+    ),
+    Mutant(
+        "Beacon: answers come from the newest release, never the live store",
+        "serve/beacon.py",
+        "        if self.live:",
+        "        if True:",
+        (BC + "test_answers_come_from_the_release_not_the_live_store",),
     ),
 ]
 
