@@ -10,21 +10,23 @@ bp HiSeq X reads, `bench/apply.py` and `bench/codec.py` on a 2-core machine):
   over the FASTQ and one over the CRAM, plus an out-of-core sort when the order is not
   canonical): 100 s per GB of gzipped FASTQ (2.07 s for 20.6 MB);
 * FASTQ converted to an unaligned CRAM and proven: 280 s per GB of gzipped FASTQ (5.75 s);
+* a gVCF whose callable regions are extracted before it goes (pysam's bcftools `query` in a
+  child, merged in Python, the gVCF's sha256 alongside; `bench/callable.py`): 115 s per GB of
+  gVCF (3.5 s for a 31 MB, 2.4 M-record GATK-style gVCF);
 * anything else that goes (BCL, gVCF, copies) is renamed, not read, except copies proven by
   sha256: 3 s per GB;
 * plus 60 s of start-up (Python, the catalog, the lock).
 
-For a 30X genome (BAM 110 GB, FASTQ.gz 90 GB) that is 25,400 + 9,000 s: about 9.6 hours on 2
-cores. The time limit is three times the estimate plus 30 minutes, so that a slower node or a
-busy filesystem does not kill a job that is making progress; memory is 2 GB plus what the
+For a 30X genome (BAM 110 GB, FASTQ.gz 90 GB, gVCF 30 GB) that is 25,400 + 9,000 + 3,450 s: about
+10.5 hours on 2 cores. The time limit is three times the estimate plus 30 minutes, so that a slower
+node or a busy filesystem does not kill a job that is making progress; memory is 2 GB plus what the
 out-of-core sorts and the order of a FASTQ pair hold (512 MB per sort thread, and 8 bytes per read
 pair: 1.6 GB for the 90 GB of FASTQ.gz of a 30X genome, ~450 bytes a pair), and 1 GB per further
-CPU. The model's memory and time are then rounded up to a few tiers (memory to a power of two
-GB, time to 1, 2, 4, 8, 12 h, 1, 2, 3, 5, 7 days, then whole weeks), so that the genomes of a
-national run fall into a handful of job arrays instead of one array each. Every figure can be
-overridden (`--cpus`, `--mem`, `--time`: then used as given), and a retry after Slurm reports the
-job ran out of memory or time doubles what ran out (`retried`).
-"""
+CPU. The model's memory and time are then rounded up to a few tiers (memory to a power of two GB,
+time to 1, 2, 4, 8, 12 h, 1, 2, 3, 5, 7 days, then whole weeks), so that the genomes of a national
+run fall into a handful of job arrays instead of one array each. Every figure can be overridden
+(`--cpus`, `--mem`, `--time`: then used as given), and a retry after Slurm reports the job ran out
+of memory or time doubles what ran out (`retried`)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ SECONDS_PER_GB = {
     ("delete", "fastq"): 100.0,  # verify-covers
 }
 SECONDS_PER_GB_COPY = 3.0  # sha256 of an identical copy
+SECONDS_PER_GB_CALLABLE = 115.0  # a gVCF's callable regions extracted (apply/callable.py)
 STARTUP_S = 60.0
 #: bytes of order held by a keep-order cover proof per GB of FASTQ.gz (8 bytes a pair of ~450)
 ORDER_BYTES_PER_GB_FASTQ = 8 * GB // 450
@@ -91,6 +94,7 @@ def seconds(actions: list[dict[str, Any]], cpus: int = 2) -> float:
         if rate is None:
             checks = {c.get("check") for c in a.get("preconditions", [])}
             rate = SECONDS_PER_GB_COPY if "sha256" in checks else 0.0
+            rate += SECONDS_PER_GB_CALLABLE if "callable" in checks else 0.0
         total += rate * nbytes / GB
     return total * 2 / max(1, min(cpus, 2))  # measured on 2 cores; more do not help a genome
 

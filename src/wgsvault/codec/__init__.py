@@ -10,7 +10,9 @@ converted CRAM carries. `convert` writes FASTQ -> unaligned CRAM and BAM -> CRAM
 (reading them with `fastq_input`, the CRAM with `records`; `covers_detail` finds where they differ)
 and writes the `sidecar`, from which `covers_restore` gives the FASTQ back (an external bucket
 sort: `covers_scatter`, `covers_batches` with `covers_sort`, `covers_write`); `restore` is the
-one entry point for giving originals back.
+one entry point for giving originals back. `callable_regions` keeps what a gVCF says about where
+the genome is confidently called (a BGZF BED, through pysam's bcftools run as a child by
+`bcftools`), or approximates it from a CRAM's depth, before the gVCF may go.
 
 May use: inventory (file types, digests), the catalog (the registry's rows) and the utilities.
 Independent of plan.
