@@ -171,16 +171,19 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
                    coalesce(k.nhomalt, 0) AS nhomalt, coalesce(k.nhemi, 0) AS nhemi
             FROM ann a LEFT JOIN counts k USING (pos, ref, alt, stratum)
         )
-        SELECT {c} AS chrom, t.pos, t.ref, t.alt, t.ac, t.an, t.ac / t.an AS af,
-               t.nhomalt, t.nhemi,
-               coalesce(list(struct_pack(name := o.stratum, ac := o.ac, an := o.an,
-                        af := o.ac / o.an, nhomalt := o.nhomalt, nhemi := o.nhemi)
-                    ORDER BY o.stratum) FILTER (WHERE o.stratum IS NOT NULL), []) AS strata
-        FROM cell t LEFT JOIN cell o
-          ON o.pos = t.pos AND o.ref = t.ref AND o.alt = t.alt AND o.stratum <> 'total'
-        WHERE t.stratum = 'total'
-        GROUP BY ALL
-        ORDER BY t.pos, t.ref, t.alt"""
+        SELECT {c} AS chrom, pos, ref, alt,
+               max(ac) FILTER (WHERE stratum = 'total') AS ac,
+               max(an) FILTER (WHERE stratum = 'total') AS an,
+               (max(ac) FILTER (WHERE stratum = 'total'))
+                 / (max(an) FILTER (WHERE stratum = 'total')) AS af,
+               max(nhomalt) FILTER (WHERE stratum = 'total') AS nhomalt,
+               max(nhemi) FILTER (WHERE stratum = 'total') AS nhemi,
+               coalesce(list(struct_pack(name := stratum, ac := ac, an := an,
+                        af := ac / an, nhomalt := nhomalt, nhemi := nhemi)
+                    ORDER BY stratum) FILTER (WHERE stratum <> 'total'), []) AS strata
+        FROM cell
+        GROUP BY pos, ref, alt
+        ORDER BY pos, ref, alt"""
     )
     lost = con.execute(
         """SELECT k.pos, k.ref, k.alt FROM counts k ANTI JOIN alleles a USING (pos, ref, alt)
@@ -193,7 +196,23 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
         )
     n_alleles = _write(con, "alleles", partition(task.new, "alleles", task.contig), ROW_GROUP)
     n_segments = _write(con, "cov", partition(task.new, "coverage", task.contig), 65536)
+    if n_alleles:
+        write_lookup(con, "alleles", partition(task.new, "lookup", task.contig))
     return ContigResult(task.contig, n_alleles, n_segments)
+
+
+def write_lookup(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
+    """The allele table as a DuckDB file (temporary name, then renamed): see state.py."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    con.execute(f"ATTACH '{_p(tmp)}' AS lookup_out")
+    try:
+        con.execute(f"CREATE TABLE lookup_out.alleles AS SELECT * FROM {table} ORDER BY pos")
+        con.execute("CHECKPOINT lookup_out")
+    finally:
+        con.execute("DETACH lookup_out")
+    land([(tmp, path)])
 
 
 def _old(task: ContigTask, table: str) -> Path | None:

@@ -259,7 +259,7 @@ def _change(
     for contig in old["contigs"]:
         if contig in touched:
             continue
-        for table in ("alleles", "coverage"):
+        for table in st.TABLES:
             src = st.partition(prev, table, contig)
             if src.exists():
                 st.link_tree(src.parent, st.partition(gen, table, contig).parent)

@@ -78,10 +78,10 @@ def release(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         data = st.data_dir(store, state)
-        for table in ("alleles", "coverage"):
+        for table in st.TABLES:
             if (data / table).exists():
                 st.link_tree(data / table, tmp / table)
-        files = sorted(tmp.rglob("*.parquet"))
+        files = sorted(f for f in tmp.rglob("*") if f.is_file())
         snapshot = {k: v for k, v in state.items() if k not in ("members", "generation")}
         snapshot.update(
             release=number, data=".", members={g: {} for g in sorted(now)}, format=st.FORMAT
