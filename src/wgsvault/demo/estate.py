@@ -315,8 +315,9 @@ def main_job(catalog: Catalog, home: Path, console: Console) -> ApplySummary:
     )
     console.print(render.apply_table(summary))
     console.print(
-        "The simulated genomes' BAM and FASTQ are sparse placeholders, not data: their proofs "
-        "fail and they stay. Nothing unproven is let go.",
+        "The simulated genomes' BAM, FASTQ and gVCF are sparse placeholders, not data: their "
+        "proofs fail (a gVCF must first leave its callable regions) and they stay. Nothing "
+        "unproven is let go.",
         soft_wrap=True,
     )
     return summary
