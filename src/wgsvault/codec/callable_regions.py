@@ -18,9 +18,12 @@ BGZF-compressed, tabix-indexed (`.tbi`), 0-based half-open, in the gVCF's contig
 overlapping intervals merged. Names are percent-encoded in the header (no spaces).
 
 Reading: pysam's bcftools (`query -i EXPR -f '%CHROM %POS0 %END'`) runs as a child process and
-Python merges its lines as they come. Measured on a 2.4 M-record GATK-style gVCF (bench/callable.py,
-2 cores): the child + merge reads ~0.9 M records/s, pysam.VariantFile in-process ~0.46 M/s (the
-per-sample FORMAT access dominates), Debian's `bcftools query` alone with the same filter ~1.0 M/s.
+Python merges its lines as they come. Measured with `bench/callable.py` on a 2.0 M-record
+GATK-style gVCF (25 MB, 2 shared cores, one run): `extract` end to end (child start-up, merge,
+sha256, BGZF, tabix) 0.56 M records/s (0.68 M/s on a quieter machine; the child and the merge
+alone ~0.9 M/s); pysam.VariantFile in-process, filter only, 0.51 M/s (its per-sample FORMAT access
+dominates, and it would hold the GIL); the peers, Debian's bcftools 1.16 with the same filter,
+0.92 M/s (`view -i`) and 1.0 M/s (`query -i`, no merge, nothing written).
 The gVCF's sha256 is computed in a thread meanwhile. Output goes to temporary names, then the index
 and the BED land (fsutil.land): nothing half-written is ever in place.
 
