@@ -70,17 +70,54 @@ def aggregate(task: ContigTask) -> ContigResult:
 
 
 def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult:
-    c = _lit(task.contig)
+    new_coverage(con, task)
+    c = lit(task.contig)
+    dirs = sorted({str(ch.genome_dir) for ch in task.changes})
+    call_files = [str(Path(d) / "calls.parquet") for d in dirs]
+    old_all = old_partition(task, "alleles")
+    parts = []
+    if old_all:
+        parts.append(
+            f"""SELECT pos, ref, alt, 'total' AS stratum, ac, nhomalt, nhemi
+                FROM read_parquet('{sql_path(old_all)}')
+            UNION ALL
+            SELECT pos, ref, alt, s.name, s.ac, s.nhomalt, s.nhemi
+                FROM (SELECT pos, ref, alt, unnest(strata) AS s
+                      FROM read_parquet('{sql_path(old_all)}'))"""
+        )
+    if call_files:
+        parts.append(
+            f"""SELECT g.pos, g.ref, g.alt, ch.stratum, g.ac * ch.sign, g.nhomalt * ch.sign,
+                   g.nhemi * ch.sign
+            FROM read_parquet({_list(call_files)}, filename = true) g
+            JOIN change ch ON ch.dir || '/calls.parquet' = g.filename
+            WHERE g.chrom = {c}"""
+        )
+    if not parts:
+        parts.append("SELECT 0::BIGINT, '', '', '', 0, 0, 0 WHERE false")
+    con.execute(
+        f"""CREATE TABLE counts AS
+        SELECT pos, ref, alt, stratum, sum(ac)::BIGINT AS ac, sum(nhomalt)::BIGINT AS nhomalt,
+               sum(nhemi)::BIGINT AS nhemi
+        FROM ({" UNION ALL ".join(parts)}) t(pos, ref, alt, stratum, ac, nhomalt, nhemi)
+        GROUP BY pos, ref, alt, stratum"""
+    )
+    if con.execute("SELECT 1 FROM counts WHERE ac < 0 OR nhomalt < 0 LIMIT 1").fetchone():
+        raise IntegrityError(f"contig {task.contig}: a count fell below 0 (removed twice?)")
+    nest(con, task.contig, "counts", "alleles")
+    return write_outputs(con, task)
+
+
+def new_coverage(con: duckdb.DuckDBPyConnection, task: ContigTask) -> None:
+    """Tables `change` (genome dir, stratum, sign) and `cov`, the contig's new AN segments."""
+    c = lit(task.contig)
     con.execute("CREATE TABLE change (dir VARCHAR, stratum VARCHAR, sign INT)")
     rows = [(str(ch.genome_dir), s, ch.sign) for ch in task.changes for s in ch.strata]
     if rows:
         con.executemany("INSERT INTO change VALUES (?, ?, ?)", rows)
     dirs = sorted({str(ch.genome_dir) for ch in task.changes})
     cov_files = [str(Path(d) / "coverage.parquet") for d in dirs]
-    call_files = [str(Path(d) / "calls.parquet") for d in dirs]
-
-    old_cov = _old(task, "coverage")
-    old_all = _old(task, "alleles")
+    old_cov = old_partition(task, "coverage")
     events = [
         "SELECT stratum, start AS pos, an AS delta FROM old_cov",
         "SELECT stratum, stop AS pos, -an AS delta FROM old_cov",
@@ -88,7 +125,7 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
     con.execute(
         "CREATE TABLE old_cov AS "
         + (
-            f"SELECT stratum, start, stop, an FROM read_parquet('{_p(old_cov)}')"
+            f"SELECT stratum, start, stop, an FROM read_parquet('{sql_path(old_cov)}')"
             if old_cov
             else "SELECT ''::VARCHAR AS stratum, 0::BIGINT AS start, 0::BIGINT AS stop, "
             "0::BIGINT AS an WHERE false"
@@ -126,38 +163,13 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
             " removed that was never added"
         )
 
-    parts = []
-    if old_all:
-        parts.append(
-            f"""SELECT pos, ref, alt, 'total' AS stratum, ac, nhomalt, nhemi
-                FROM read_parquet('{_p(old_all)}')
-            UNION ALL
-            SELECT pos, ref, alt, s.name, s.ac, s.nhomalt, s.nhemi
-                FROM (SELECT pos, ref, alt, unnest(strata) AS s
-                      FROM read_parquet('{_p(old_all)}'))"""
-        )
-    if call_files:
-        parts.append(
-            f"""SELECT g.pos, g.ref, g.alt, ch.stratum, g.ac * ch.sign, g.nhomalt * ch.sign,
-                   g.nhemi * ch.sign
-            FROM read_parquet({_list(call_files)}, filename = true) g
-            JOIN change ch ON ch.dir || '/calls.parquet' = g.filename
-            WHERE g.chrom = {c}"""
-        )
-    if not parts:
-        parts.append("SELECT 0::BIGINT, '', '', '', 0, 0, 0 WHERE false")
+
+def nest(con: duckdb.DuckDBPyConnection, contig: str, counts: str, out: str) -> None:
+    """Table `out`: the allele rows of the alleles in table `counts` (pos, ref, alt, stratum,
+    ac, nhomalt, nhemi; total AC above 0), with AN of every stratum from table `cov`."""
     con.execute(
-        f"""CREATE TABLE counts AS
-        SELECT pos, ref, alt, stratum, sum(ac)::BIGINT AS ac, sum(nhomalt)::BIGINT AS nhomalt,
-               sum(nhemi)::BIGINT AS nhemi
-        FROM ({" UNION ALL ".join(parts)}) t(pos, ref, alt, stratum, ac, nhomalt, nhemi)
-        GROUP BY pos, ref, alt, stratum"""
-    )
-    if con.execute("SELECT 1 FROM counts WHERE ac < 0 OR nhomalt < 0 LIMIT 1").fetchone():
-        raise IntegrityError(f"contig {task.contig}: a count fell below 0 (removed twice?)")
-    con.execute(
-        f"""CREATE TABLE alleles AS
-        WITH site AS (SELECT DISTINCT pos, ref, alt FROM counts
+        f"""CREATE TABLE {out} AS
+        WITH site AS (SELECT DISTINCT pos, ref, alt FROM {counts}
                       WHERE stratum = 'total' AND ac > 0),
         grid AS (SELECT site.*, s.stratum FROM site CROSS JOIN
                  (SELECT DISTINCT stratum FROM cov) s),
@@ -167,33 +179,38 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
             WHERE g.pos - 1 < c.stop
         ),
         cell AS (
-            SELECT a.pos, a.ref, a.alt, a.stratum, coalesce(k.ac, 0) AS ac, a.an,
-                   coalesce(k.nhomalt, 0) AS nhomalt, coalesce(k.nhemi, 0) AS nhemi
-            FROM ann a LEFT JOIN counts k USING (pos, ref, alt, stratum)
+            SELECT a.pos, a.ref, a.alt, a.stratum, coalesce(k.ac, 0)::BIGINT AS ac, a.an,
+                   coalesce(k.nhomalt, 0)::BIGINT AS nhomalt,
+                   coalesce(k.nhemi, 0)::BIGINT AS nhemi
+            FROM ann a LEFT JOIN {counts} k USING (pos, ref, alt, stratum)
         )
-        SELECT {c} AS chrom, pos, ref, alt,
+        SELECT {lit(contig)} AS chrom, pos, ref, alt,
                max(ac) FILTER (WHERE stratum = 'total') AS ac,
                max(an) FILTER (WHERE stratum = 'total') AS an,
                (max(ac) FILTER (WHERE stratum = 'total'))
                  / (max(an) FILTER (WHERE stratum = 'total')) AS af,
                max(nhomalt) FILTER (WHERE stratum = 'total') AS nhomalt,
                max(nhemi) FILTER (WHERE stratum = 'total') AS nhemi,
-               coalesce(list(struct_pack(name := stratum, ac := ac, an := an,
-                        af := ac / an, nhomalt := nhomalt, nhemi := nhemi)
-                    ORDER BY stratum) FILTER (WHERE stratum <> 'total'), []) AS strata
+               list_sort(coalesce(list(struct_pack(name := stratum, ac := ac, an := an,
+                        af := ac / an, nhomalt := nhomalt, nhemi := nhemi))
+                    FILTER (WHERE stratum <> 'total'), [])) AS strata
         FROM cell
         GROUP BY pos, ref, alt
         ORDER BY pos, ref, alt"""
-    )
+    )  # list_sort: structs compare by their first field, the stratum's name, unique per list
     lost = con.execute(
-        """SELECT k.pos, k.ref, k.alt FROM counts k ANTI JOIN alleles a USING (pos, ref, alt)
+        f"""SELECT k.pos, k.ref, k.alt FROM {counts} k ANTI JOIN {out} a USING (pos, ref, alt)
            WHERE k.stratum = 'total' AND k.ac > 0 LIMIT 1"""
     ).fetchone()
     if lost is not None:
         raise IntegrityError(
-            f"contig {task.contig}: allele at {lost[0]} {lost[1]}>{lost[2]} has carriers but no"
+            f"contig {contig}: allele at {lost[0]} {lost[1]}>{lost[2]} has carriers but no"
             " AN: a call was counted outside its genome's callable regions"
         )
+
+
+def write_outputs(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult:
+    """Write tables `alleles` and `cov` as the contig's partitions of the new generation."""
     n_alleles = _write(con, "alleles", partition(task.new, "alleles", task.contig), ROW_GROUP)
     n_segments = _write(con, "cov", partition(task.new, "coverage", task.contig), 65536)
     if n_alleles:
@@ -206,16 +223,17 @@ def write_lookup(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
-    con.execute(f"ATTACH '{_p(tmp)}' AS lookup_out")
+    con.execute(f"ATTACH '{sql_path(tmp)}' AS lookup_out")
     try:
-        con.execute(f"CREATE TABLE lookup_out.alleles AS SELECT * FROM {table} ORDER BY pos")
+        # `table` is in position order already (insertion order is kept)
+        con.execute(f"CREATE TABLE lookup_out.alleles AS SELECT * FROM {table}")
         con.execute("CHECKPOINT lookup_out")
     finally:
         con.execute("DETACH lookup_out")
     land([(tmp, path)])
 
 
-def _old(task: ContigTask, table: str) -> Path | None:
+def old_partition(task: ContigTask, table: str) -> Path | None:
     if task.old is None:
         return None
     path = partition(task.old, table, task.contig)
@@ -231,20 +249,20 @@ def _write(con: duckdb.DuckDBPyConnection, table: str, path: Path, row_group: in
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     con.execute(
-        f"COPY {table} TO '{_p(tmp)}' (FORMAT parquet, COMPRESSION zstd, "
+        f"COPY {table} TO '{sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd, "
         f"ROW_GROUP_SIZE {row_group})"
     )
     land([(tmp, path)])
     return n
 
 
-def _lit(text: str) -> str:
+def lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _p(path: Path) -> str:
+def sql_path(path: Path) -> str:
     return os.fspath(path).replace("'", "''")
 
 
 def _list(paths: list[str]) -> str:
-    return "[" + ", ".join(_lit(p) for p in paths) + "]"
+    return "[" + ", ".join(lit(p) for p in paths) + "]"

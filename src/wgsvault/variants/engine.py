@@ -30,6 +30,7 @@ from wgsvault.errors import InputError
 from wgsvault.variants import state as st
 from wgsvault.variants.aggregate import Change, ContigResult, ContigTask, aggregate
 from wgsvault.variants.cohort import Member, members
+from wgsvault.variants.delta import apply_change
 from wgsvault.variants.extract import extract_missing, tasks_for
 from wgsvault.variants.genome import GenomeSummary, GenomeTask, count_genome
 from wgsvault.variants.ploidy import assembly_of
@@ -264,7 +265,8 @@ def _change(
             if src.exists():
                 st.link_tree(src.parent, st.partition(gen, table, contig).parent)
     order = [c for c in old["contigs"] if c in touched]
-    return _aggregate(executor, order, prev, gen, (change,))
+    tasks = [ContigTask(c, prev, gen, (change,)) for c in order]
+    return list(executor.run(apply_change, tasks))
 
 
 def _aggregate(
