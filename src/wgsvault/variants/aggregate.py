@@ -16,9 +16,13 @@ partitions (none for a build) and adds or subtracts the contributions of the giv
   without reading any other genome.
 
 The allele table has one row per allele: chrom, pos (1-based), ref, alt, ac, an, af, nhomalt,
-nhemi and `strata`, a list of structs (name, ac, an, af, nhomalt, nhemi) with one entry per
-stratum whose AN is above 0 there, by name. Rows are sorted by (pos, ref, alt) and written in
-small row groups, so a point lookup reads one row group, found from the Parquet statistics.
+nhemi (the total), then `ac_<id>`, `an_<id>`, `nhomalt_<id>`, `nhemi_<id>` for each stratum with
+AN segments on the contig, by name; `<id>` is the stratum's name with every character outside
+`[A-Za-z0-9]` as `_` (state.stratum_id; the store's state maps ids back to names, and the VCF
+export uses the same ids). A stratum whose AN is 0 at an allele has zeros there. Flat integer
+columns, not a list of structs: they are written and updated several times faster (measured:
+2.0 s instead of 4.6 s to add a genome to a million alleles). Rows are sorted by (pos, ref,
+alt).
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ import duckdb
 
 from wgsvault.errors import IntegrityError
 from wgsvault.fsutil import land
-from wgsvault.variants.state import partition
+from wgsvault.variants.state import partition, stratum_id
+
+#: the columns of each stratum in the allele table: `<field>_<stratum id>`
+STRATUM_FIELDS = ("ac", "an", "nhomalt", "nhemi")
 
 #: rows per Parquet row group of the allele table (point lookups read one)
 ROW_GROUP = 4096
@@ -51,6 +58,7 @@ class ContigTask:
     new: Path  # the data directory being written
     changes: tuple[Change, ...] = field(default_factory=tuple)
     threads: int = 1
+    names: tuple[str, ...] = ()  # every stratum of the store (its columns' names map back)
 
 
 @dataclass(frozen=True)
@@ -77,14 +85,13 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
     old_all = old_partition(task, "alleles")
     parts = []
     if old_all:
-        parts.append(
-            f"""SELECT pos, ref, alt, 'total' AS stratum, ac, nhomalt, nhemi
-                FROM read_parquet('{sql_path(old_all)}')
-            UNION ALL
-            SELECT pos, ref, alt, s.name, s.ac, s.nhomalt, s.nhemi
-                FROM (SELECT pos, ref, alt, unnest(strata) AS s
-                      FROM read_parquet('{sql_path(old_all)}'))"""
-        )
+        src = f"read_parquet('{sql_path(old_all)}')"
+        names = {stratum_id(s): s for s in task.names}
+        parts.append(f"SELECT pos, ref, alt, 'total' AS stratum, ac, nhomalt, nhemi FROM {src}")
+        parts += [
+            f"SELECT pos, ref, alt, {lit(names[i])}, ac_{i}, nhomalt_{i}, nhemi_{i} FROM {src}"
+            for i in strata_columns(con, src)
+        ]
     if call_files:
         parts.append(
             f"""SELECT g.pos, g.ref, g.alt, ch.stratum, g.ac * ch.sign, g.nhomalt * ch.sign,
@@ -166,7 +173,13 @@ def new_coverage(con: duckdb.DuckDBPyConnection, task: ContigTask) -> None:
 
 def nest(con: duckdb.DuckDBPyConnection, contig: str, counts: str, out: str) -> None:
     """Table `out`: the allele rows of the alleles in table `counts` (pos, ref, alt, stratum,
-    ac, nhomalt, nhemi; total AC above 0), with AN of every stratum from table `cov`."""
+    ac, nhomalt, nhemi; total AC above 0), with AN of every stratum from table `cov`, and
+    four columns per stratum of the contig (see the module docstring)."""
+    wide = ", ".join(
+        f"coalesce(max({f}) FILTER (WHERE stratum = {lit(s)}), 0)::BIGINT AS {f}_{sid}"
+        for s, sid in contig_strata(con).items()
+        for f in STRATUM_FIELDS
+    )
     con.execute(
         f"""CREATE TABLE {out} AS
         WITH site AS (SELECT DISTINCT pos, ref, alt FROM {counts}
@@ -190,14 +203,11 @@ def nest(con: duckdb.DuckDBPyConnection, contig: str, counts: str, out: str) -> 
                (max(ac) FILTER (WHERE stratum = 'total'))
                  / (max(an) FILTER (WHERE stratum = 'total')) AS af,
                max(nhomalt) FILTER (WHERE stratum = 'total') AS nhomalt,
-               max(nhemi) FILTER (WHERE stratum = 'total') AS nhemi,
-               list_sort(coalesce(list(struct_pack(name := stratum, ac := ac, an := an,
-                        af := ac / an, nhomalt := nhomalt, nhemi := nhemi))
-                    FILTER (WHERE stratum <> 'total'), [])) AS strata
+               max(nhemi) FILTER (WHERE stratum = 'total') AS nhemi{", " * bool(wide)}{wide}
         FROM cell
         GROUP BY pos, ref, alt
         ORDER BY pos, ref, alt"""
-    )  # list_sort: structs compare by their first field, the stratum's name, unique per list
+    )
     lost = con.execute(
         f"""SELECT k.pos, k.ref, k.alt FROM {counts} k ANTI JOIN {out} a USING (pos, ref, alt)
            WHERE k.stratum = 'total' AND k.ac > 0 LIMIT 1"""
@@ -207,6 +217,19 @@ def nest(con: duckdb.DuckDBPyConnection, contig: str, counts: str, out: str) -> 
             f"contig {contig}: allele at {lost[0]} {lost[1]}>{lost[2]} has carriers but no"
             " AN: a call was counted outside its genome's callable regions"
         )
+
+
+def contig_strata(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """{stratum: column id} of the strata (other than the total) with AN segments in `cov`,
+    by name: the strata that have columns in the contig's allele table."""
+    names = [r[0] for r in con.execute("SELECT DISTINCT stratum FROM cov ORDER BY 1").fetchall()]
+    return {s: stratum_id(s) for s in names if s != "total"}
+
+
+def strata_columns(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+    """The stratum ids that have columns in an allele table (`ac_<id>`)."""
+    cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    return [c[3:] for c in cols if c.startswith("ac_")]
 
 
 def write_outputs(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult:

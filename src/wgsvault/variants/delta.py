@@ -7,9 +7,9 @@ that: one sorted pass over the contig's alleles that
 * finds, for each allele, whether the genome is callable there (an ASOF join on its coverage:
   +-ploidy to AN of the total and of the genome's strata),
 * joins the genome's calls on (pos, ref, alt) (+-AC, nhomalt, nhemi),
-* updates the total columns and, inside the `strata` list, the genome's strata (adding a
-  stratum entry where the genome is the first of its stratum callable there, dropping one whose
-  AN falls to 0), and drops alleles whose AC falls to 0;
+* updates the total columns and the columns of the genome's strata (a stratum new to the
+  contig gets its columns; one whose last genome leaves loses them), and drops alleles whose
+  AC falls to 0;
 
 and adds the alleles the genome brings that were not there: their AN per stratum comes from the
 new coverage segments (`aggregate.new_coverage`), read only at those positions. The result is
@@ -22,22 +22,19 @@ import duckdb
 
 from wgsvault.errors import IntegrityError
 from wgsvault.variants.aggregate import (
+    STRATUM_FIELDS,
     ContigResult,
     ContigTask,
+    contig_strata,
     lit,
     nest,
     new_coverage,
     old_partition,
     sql_path,
+    strata_columns,
     write_outputs,
 )
-
-_EMPTY = (
-    "SELECT ''::VARCHAR AS chrom, 0::BIGINT AS pos, ''::VARCHAR AS ref, ''::VARCHAR AS alt, "
-    "0::BIGINT AS ac, 0::BIGINT AS an, 0::DOUBLE AS af, 0::BIGINT AS nhomalt, "
-    "0::BIGINT AS nhemi, []::STRUCT(name VARCHAR, ac BIGINT, an BIGINT, af DOUBLE, "
-    "nhomalt BIGINT, nhemi BIGINT)[] AS strata WHERE false"
-)
+from wgsvault.variants.state import stratum_id
 
 
 def apply_change(task: ContigTask) -> ContigResult:
@@ -47,10 +44,9 @@ def apply_change(task: ContigTask) -> ContigResult:
     try:
         new_coverage(con, task)
         c, sign = lit(task.contig), change.sign
-        strata = [s for s in change.strata if s != "total"]
-        named = ", ".join(lit(s) for s in strata) or "NULL"
+        mine = {stratum_id(s) for s in change.strata if s != "total"}
+        after = list(contig_strata(con).values())
         old = old_partition(task, "alleles")
-        source = f"read_parquet('{sql_path(old)}')" if old else f"({_EMPTY})"
         con.execute(
             f"""CREATE TABLE gcalls AS SELECT pos, ref, alt, ac, nhomalt, nhemi
             FROM read_parquet('{sql_path(change.genome_dir / "calls.parquet")}')
@@ -61,54 +57,49 @@ def apply_change(task: ContigTask) -> ContigResult:
             FROM read_parquet('{sql_path(change.genome_dir / "coverage.parquet")}')
             WHERE chrom = {c} ORDER BY start"""
         )
-        # d_an: the genome's ploidy where it is callable; d_ac...: its call of the allele
-        fresh = ", ".join(
-            f"struct_pack(name := {lit(s)}, ac := 0::BIGINT, an := 0::BIGINT, af := 0::DOUBLE,"
-            " nhomalt := 0::BIGINT, nhemi := 0::BIGINT)"
-            for s in strata
-        )
-        widen = (
-            f"""CASE WHEN d_an > 0 THEN list_concat(strata, list_filter([{fresh}],
-                lambda f: NOT list_contains(list_transform(strata, lambda s: s.name), f.name)))
-            ELSE strata END"""
-            if strata
-            else "strata"
-        )
-        con.execute(
-            f"""CREATE TABLE moved AS
-            WITH d AS (
-                SELECT o.*,
-                    (CASE WHEN o.pos - 1 < g.stop THEN g.ploidy ELSE 0 END * {sign})::BIGINT
-                        AS d_an,
-                    (coalesce(k.ac, 0) * {sign})::BIGINT AS d_ac,
-                    (coalesce(k.nhomalt, 0) * {sign})::BIGINT AS d_hom,
-                    (coalesce(k.nhemi, 0) * {sign})::BIGINT AS d_hemi
-                FROM {source} o
-                ASOF LEFT JOIN gcov1 g ON o.pos - 1 >= g.start
-                LEFT JOIN gcalls k USING (pos, ref, alt)
-            ), widened AS (
-                SELECT *, {widen} AS s0 FROM d
+        if old is None:
+            con.execute("CREATE TABLE moved AS SELECT 0::BIGINT AS pos, '' AS ref, '' AS alt "
+                        "WHERE false")  # fmt: skip
+            source = "moved"
+        else:
+            source = f"read_parquet('{sql_path(old)}')"
+            before = set(strata_columns(con, source))
+            # d_an: the genome's ploidy where it is callable; d_ac...: its call of the allele
+            cols = []
+            for sid in after:
+                for f, d in zip(STRATUM_FIELDS, _DELTAS, strict=True):
+                    value = f"{f}_{sid}" if sid in before else "0"
+                    cols.append(f"({value}{f' + {d}' if sid in mine else ''})::BIGINT AS {f}_{sid}")
+            con.execute(
+                f"""CREATE TABLE moved AS
+                WITH d AS (
+                    SELECT o.*,
+                        (CASE WHEN o.pos - 1 < g.stop THEN g.ploidy ELSE 0 END * {sign})::BIGINT
+                            AS d_an,
+                        (coalesce(k.ac, 0) * {sign})::BIGINT AS d_ac,
+                        (coalesce(k.nhomalt, 0) * {sign})::BIGINT AS d_hom,
+                        (coalesce(k.nhemi, 0) * {sign})::BIGINT AS d_hemi
+                    FROM {source} o
+                    ASOF LEFT JOIN gcov1 g ON o.pos - 1 >= g.start
+                    LEFT JOIN gcalls k USING (pos, ref, alt)
+                )
+                SELECT chrom, pos, ref, alt, ac + d_ac AS ac, an + d_an AS an,
+                    (ac + d_ac) / (an + d_an) AS af,
+                    nhomalt + d_hom AS nhomalt, nhemi + d_hemi AS nhemi{", " * bool(cols)}
+                    {", ".join(cols)}
+                FROM d
+                WHERE ac + d_ac <> 0"""
             )
-            SELECT chrom, pos, ref, alt, ac + d_ac AS ac, an + d_an AS an,
-                (ac + d_ac) / (an + d_an) AS af,
-                nhomalt + d_hom AS nhomalt, nhemi + d_hemi AS nhemi,
-                list_sort(list_filter(list_transform(s0, lambda s: CASE
-                    WHEN s.name IN ({named}) THEN struct_pack(
-                        name := s.name, ac := s.ac + d_ac, an := s.an + d_an,
-                        af := (s.ac + d_ac) / (s.an + d_an), nhomalt := s.nhomalt + d_hom,
-                        nhemi := s.nhemi + d_hemi)
-                    ELSE s END), lambda s: s.an > 0)) AS strata
-            FROM widened
-            WHERE ac + d_ac <> 0"""
-        )
-        bad = con.execute(
-            "SELECT pos FROM moved WHERE ac < 0 OR an < ac OR nhomalt < 0 OR nhemi < 0 LIMIT 1"
-        ).fetchone()
-        if bad is not None:
-            raise IntegrityError(
-                f"contig {task.contig}: counts at {bad[0]} fell below 0 or AC above AN: the"
-                " genome's contribution does not match the store"
+            checks = " OR ".join(
+                ["ac < 0", "an < ac", "nhomalt < 0", "nhemi < 0"]
+                + [f"an_{sid} < ac_{sid} OR ac_{sid} < 0" for sid in after]
             )
+            bad = con.execute(f"SELECT pos FROM moved WHERE {checks} LIMIT 1").fetchone()
+            if bad is not None:
+                raise IntegrityError(
+                    f"contig {task.contig}: counts at {bad[0]} fell below 0 or AC above AN: the"
+                    " genome's contribution does not match the store"
+                )
         # the alleles the genome brings that were not there (on add only)
         con.execute(
             f"""CREATE TABLE newcounts AS
@@ -120,9 +111,13 @@ def apply_change(task: ContigTask) -> ContigResult:
         )
         nest(con, task.contig, "newcounts", "added")
         con.execute(
-            "CREATE TABLE alleles AS SELECT * FROM (SELECT * FROM moved UNION ALL BY NAME "
-            "SELECT * FROM added) ORDER BY pos, ref, alt"
+            "CREATE TABLE alleles AS SELECT * FROM (SELECT * FROM added UNION ALL BY NAME "
+            "SELECT * FROM moved) ORDER BY pos, ref, alt"
         )
         return write_outputs(con, task)
     finally:
         con.close()
+
+
+#: what the genome adds to each stratum column (in STRATUM_FIELDS order)
+_DELTAS = ("d_ac", "d_an", "d_hom", "d_hemi")

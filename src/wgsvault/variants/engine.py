@@ -107,6 +107,7 @@ def build(
                 outcome.skipped[m.genome] = why
             else:
                 cohort.append(m)
+        st.strata_ids(s for m in cohort for s in m.strata)  # refuse clashing names first
         tasks = [_genome_task(m, ref, store, gen.name) for m in cohort]
         _say(progress, f"counting {len(tasks)} genomes")
         summaries = {s.genome: s for s in executor.run(count_genome, tasks)}
@@ -118,6 +119,7 @@ def build(
             "build": ref.build,
             "assembly": ref.assembly,
             "contigs": ref.contigs,
+            "strata": st.strata_ids(s for m in cohort for s in m.strata),
             "releases": (old or {}).get("releases", []),
             "members": {
                 m.genome: _member_record(m, t.out.relative_to(store), s)
@@ -149,12 +151,14 @@ def add(
         if why:
             raise InputError(f"genome {genome}: {why}")
         ref = reference(catalog, old["build"])
+        strata = st.strata_ids([*old.get("strata", {}).values(), *m.strata])
         rel, gen = st.new_generation(store, old)
         task = _genome_task(m, ref, store, gen.name)
         summary = count_genome(task)
         change = Change(task.out, m.strata, +1)
         results = _change(executor, store, old, gen, change)
         new = dict(old)
+        new["strata"] = strata
         new["members"] = {
             **old["members"],
             genome: _member_record(m, task.out.relative_to(store), summary),
@@ -185,6 +189,7 @@ def remove(
         results = _change(executor, store, old, gen, change)
         new = dict(old)
         new["members"] = {g: r for g, r in old["members"].items() if g != genome}
+        new["strata"] = st.strata_ids(s for r in new["members"].values() for s in r["strata"])
         outcome = Outcome("remove", len(new["members"]), 0)
         outcome.alleles = _commit(store, new, rel, results, old)
     _audit(catalog, actor, genome, outcome, store)

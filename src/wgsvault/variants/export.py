@@ -2,11 +2,11 @@
 
 One record per allele (multi-allelic sites stay split, as stored), in the reference's contig
 order and by position, with no samples. INFO carries `AC`, `AN`, `AF`, `nhomalt` and `nhemi`
-in total, and the same five per stratum as `AC_<stratum>` and so on, where `<stratum>` is the
-stratum's name with every character outside `[A-Za-z0-9]` as `_` (`group:rare disease` ->
-`AC_group_rare_disease`); each ##INFO line names the stratum it counts. A stratum's fields are
-absent on a record where its AN is 0. The header names the format, the reference build, the
-store or release, the number of genomes and the wgsvault version (provenance).
+in total, and the same five per stratum as `AC_<id>` and so on, where `<id>` is the stratum's
+column id: its name with every character outside `[A-Za-z0-9]` as `_` (`group:rare disease` ->
+`AC_group_rare_disease`; state.stratum_id); each ##INFO line names the stratum it counts. A
+stratum's fields are absent on a record where its AN is 0. The header names the format, the
+reference build, the store or release, the number of genomes and the wgsvault version.
 
 The text is written to a temporary name, compressed with BGZF and indexed with tabix (pysam's
 htslib), and the `.tbi` and the VCF land together: an interrupted export leaves nothing.
@@ -15,7 +15,6 @@ htslib), and the `.tbi` and the VCF land together: an interrupted export leaves 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import IO, Any
@@ -38,11 +37,6 @@ FIELDS = (
 _BATCH = 50_000
 
 
-def info_id(stratum: str) -> str:
-    """The INFO suffix of a stratum: its name with non-alphanumerics as `_`."""
-    return re.sub(r"[^A-Za-z0-9]", "_", stratum)
-
-
 def export(store: Path, out: Path) -> int:
     """Write the store (or release) `store` as a bgzipped, tabix-indexed sites-only VCF `out`;
     the number of records."""
@@ -54,12 +48,11 @@ def export(store: Path, out: Path) -> int:
     data = data_dir(store, state)
     contigs: dict[str, int] = state.get("contigs", {})
     files = [p for c in contigs if (p := partition(data, "alleles", c)).exists()]
+    names: dict[str, str] = dict(state.get("strata", {}))  # column id -> stratum
     con = duckdb.connect()
     try:
-        strata = _strata(con, files)
-        ids = {s: info_id(s) for s in strata}
-        if len(set(ids.values())) != len(ids):
-            raise InputError(f"{store}: two strata map to one INFO name: {sorted(strata)}")
+        ids = {names.get(i, i): i for f in files for i in _strata(con, f)}
+        ids = dict(sorted(ids.items()))
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.vcf", dir=out.parent)
         text = Path(name)
@@ -67,7 +60,7 @@ def export(store: Path, out: Path) -> int:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 _header(fh, state, store, contigs, ids)
-                n = sum(_records(con, f, fh, ids) for f in files)
+                n = sum(_records(con, f, fh) for f in files)
             pysam.tabix_index(str(text), preset="vcf", force=True, keep_original=False)
             land([(tbi, Path(f"{out}.tbi")), (gz, out)])
         finally:
@@ -78,14 +71,10 @@ def export(store: Path, out: Path) -> int:
     return n
 
 
-def _strata(con: duckdb.DuckDBPyConnection, files: list[Path]) -> list[str]:
-    if not files:
-        return []
-    rows = con.execute(
-        "SELECT DISTINCT s.name FROM (SELECT unnest(strata) AS s FROM read_parquet(?)) ORDER BY 1",
-        [[str(f) for f in files]],
-    ).fetchall()
-    return [r[0] for r in rows]
+def _strata(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """The stratum ids with columns in one allele partition."""
+    cols = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    return [c[0][3:] for c in cols if c[0].startswith("ac_")]
 
 
 def _header(
@@ -116,20 +105,24 @@ def _header(
     fh.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
 
 
-def _records(con: duckdb.DuckDBPyConnection, path: Path, fh: IO[str], ids: dict[str, str]) -> int:
+def _records(con: duckdb.DuckDBPyConnection, path: Path, fh: IO[str]) -> int:
+    ids = _strata(con, path)
+    cols = ", ".join(f"{f}_{i}" for i in ids for f in ("ac", "an", "nhomalt", "nhemi"))
     cur = con.execute(
-        "SELECT chrom, pos, ref, alt, ac, an, nhomalt, nhemi, strata FROM read_parquet(?) "
-        "ORDER BY pos, ref, alt",
+        f"SELECT chrom, pos, ref, alt, ac, an, nhomalt, nhemi{', ' * bool(cols)}{cols} "
+        "FROM read_parquet(?) ORDER BY pos, ref, alt",
         [str(path)],
     )
     n = 0
     while rows := cur.fetchmany(_BATCH):
         lines = []
-        for chrom, pos, ref, alt, ac, an, hom, hemi, strata in rows:
-            info = [_cell("", ac, an, hom, hemi)]
-            info += [_cell("_" + ids[s["name"]], s["ac"], s["an"], s["nhomalt"], s["nhemi"])
-                     for s in strata]  # fmt: skip
-            lines.append(f"{chrom}\t{pos}\t.\t{ref}\t{alt}\t.\t.\t{';'.join(info)}\n")
+        for row in rows:
+            info = [_cell("", *row[4:8])]
+            for k, sid in enumerate(ids):
+                ac, an, hom, hemi = row[8 + 4 * k : 12 + 4 * k]
+                if an > 0:
+                    info.append(_cell(f"_{sid}", ac, an, hom, hemi))
+            lines.append(f"{row[0]}\t{row[1]}\t.\t{row[2]}\t{row[3]}\t.\t.\t{';'.join(info)}\n")
         fh.write("".join(lines))
         n += len(rows)
     return n

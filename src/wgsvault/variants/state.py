@@ -29,8 +29,9 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,25 @@ def partition(data: Path, table: str, contig: str) -> Path:
     lookups)."""
     name = "alleles.duckdb" if table == "lookup" else "data.parquet"
     return data / table / f"chrom={contig}" / name
+
+
+def stratum_id(stratum: str) -> str:
+    """The column / INFO id of a stratum: its name with non-alphanumerics as `_`."""
+    return re.sub(r"[^A-Za-z0-9]", "_", stratum)
+
+
+def strata_ids(strata: Iterable[str]) -> dict[str, str]:
+    """{id: stratum} of these strata (the total aside); two strata with one id are refused."""
+    out: dict[str, str] = {}
+    for s in sorted(set(strata) - {"total"}):
+        sid = stratum_id(s)
+        if sid in out and out[sid] != s:
+            raise InputError(
+                f"strata {out[sid]!r} and {s!r} would share the column name {sid}: rename one"
+                " (patient group or requisitioning region) in the manifest"
+            )
+        out[sid] = s
+    return out
 
 
 def genome_dir(store: Path, genome: str) -> Path:

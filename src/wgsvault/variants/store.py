@@ -26,7 +26,7 @@ from wgsvault.errors import InputError
 from wgsvault.variants.ploidy import alias
 from wgsvault.variants.state import data_dir, partition, read_state
 
-_COLUMNS = "chrom, pos, ref, alt, ac, an, nhomalt, nhemi, strata"
+_TOTAL = "chrom, pos, ref, alt, ac, an, nhomalt, nhemi"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ class FrequencyStore:
         self._con = duckdb.connect(config={"threads": 1})
         self._con.execute("SET parquet_metadata_cache = true")
         self._lock = threading.RLock()
-        self._tables: dict[str, str] = {}
+        self._tables: dict[str, tuple[str, str, list[str]]] = {}  # contig -> table, columns
+        self._names: dict[str, str] = dict(state.get("strata", {}))  # column id -> stratum
 
     # -- what the store holds ------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class FrequencyStore:
         table = self._partition(chrom)
         if table is None:
             return []
-        return self._select(table, "pos = ? AND ref = ? AND alt = ?", [pos, ref, alt], "")
+        return self._select(*table, "pos = ? AND ref = ? AND alt = ?", [pos, ref, alt], "")
 
     def region(self, chrom: str, start: int, end: int) -> list[AlleleFrequency]:
         """Every allele with 1-based `start` <= pos <= `end`, by position."""
@@ -146,10 +147,11 @@ class FrequencyStore:
         table = self._partition(chrom)
         if table is None:
             return []
-        return self._select(table, "pos BETWEEN ? AND ?", [start, end], " ORDER BY pos, ref, alt")
+        order = " ORDER BY pos, ref, alt"
+        return self._select(*table, "pos BETWEEN ? AND ?", [start, end], order)
 
-    def _partition(self, chrom: str) -> str | None:
-        """The table expression of a contig's alleles, or None where it has none."""
+    def _partition(self, chrom: str) -> tuple[str, str, list[str]] | None:
+        """(table expression, column list, stratum names) of a contig's alleles, or None."""
         name = alias(chrom, self._contigs)
         if name is None:
             return None
@@ -168,21 +170,38 @@ class FrequencyStore:
                     table = None  # written by another DuckDB version: the Parquet file holds
             if table is None and parquet.exists():
                 table = f"read_parquet('{_quote(parquet)}')"
-            if table is not None:
-                self._tables[name] = table
-            return table
+            if table is None:
+                return None
+            cols = [r[0] for r in self._con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
+            ids = [c[3:] for c in cols if c.startswith("ac_")]
+            select = ", ".join(
+                [_TOTAL, *(f"{f}_{i}" for i in ids for f in ("ac", "an", "nhomalt", "nhemi"))]
+            )
+            self._tables[name] = (table, select, [self._names.get(i, i) for i in ids])
+            return self._tables[name]
 
     def _select(
-        self, table: str, where: str, params: list[Any], order: str
+        self,
+        table: str,
+        columns: str,
+        strata: list[str],
+        where: str,
+        params: list[Any],
+        order: str,
     ) -> list[AlleleFrequency]:
-        sql = f"SELECT {_COLUMNS} FROM {table} WHERE {where}{order}"
+        sql = f"SELECT {columns} FROM {table} WHERE {where}{order}"
         with self._lock:
             rows = self._con.execute(sql, params).fetchall()
-        return [_allele(r) for r in rows]
+        return [_allele(r, strata) for r in rows]
 
 
-def _allele(row: tuple[Any, ...]) -> AlleleFrequency:
-    chrom, pos, ref, alt, ac, an, nhomalt, nhemi, strata = row
+def _allele(row: tuple[Any, ...], strata: list[str]) -> AlleleFrequency:
+    chrom, pos, ref, alt, ac, an, nhomalt, nhemi = row[:8]
+    cells = {}
+    for k, name in enumerate(strata):
+        s_ac, s_an, s_hom, s_hemi = (int(v) for v in row[8 + 4 * k : 12 + 4 * k])
+        if s_an > 0:  # a stratum with no genome callable here has no figures
+            cells[name] = StratumFrequency(s_ac, s_an, _af(s_ac, s_an), s_hom, s_hemi)
     return AlleleFrequency(
         chrom=chrom,
         pos=int(pos),
@@ -193,14 +212,5 @@ def _allele(row: tuple[Any, ...]) -> AlleleFrequency:
         af=_af(int(ac), int(an)),
         nhomalt=int(nhomalt),
         nhemi=int(nhemi),
-        strata={
-            s["name"]: StratumFrequency(
-                int(s["ac"]),
-                int(s["an"]),
-                _af(int(s["ac"]), int(s["an"])),
-                int(s["nhomalt"]),
-                int(s["nhemi"]),
-            )
-            for s in strata
-        },  # fmt: skip
+        strata=dict(sorted(cells.items())),
     )
