@@ -113,7 +113,7 @@ def apply_change(task: ContigTask) -> ContigResult:
         con.execute(
             "CREATE TABLE alleles AS SELECT * FROM (SELECT * FROM added UNION ALL BY NAME "
             "SELECT * FROM moved) ORDER BY pos, ref, alt"
-        )
+        )  # joins do not keep the old order
         return write_outputs(con, task)
     finally:
         con.close()
