@@ -35,7 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[vc.Cohort, Path]:
     run_cli("scan", str(cohort.root), home=home)
     run_cli("genomes", "import", str(cohort.manifest), home=home)
     run_cli("ref", "add", str(cohort.fasta), "--build", vc.BUILD, home=home)
-    built = run_cli("variants", "build", home=home)
+    built = run_cli("variants", "build", "--jobs", "2", home=home)  # a pool of processes
     assert f"{N_GENOMES} genomes" in built.stdout
     return cohort, home
 
