@@ -167,3 +167,12 @@ def test_callable_command(site: tuple[vc.Cohort, Path]) -> None:
     assert nothing.returncode == 2 and "GENOME or give --all" in nothing.stderr
     unknown = run_cli("variants", "callable", "NGC99999", home=home, check=False)
     assert unknown.returncode == 2 and "not in the catalog" in unknown.stderr
+
+
+def test_executor_choice(site: tuple[vc.Cohort, Path]) -> None:
+    _, home = site
+    bad = run_cli("variants", "add", "NGC00000", "--executor", "cloud", home=home, check=False)
+    assert bad.returncode == 2 and "use local or slurm" in bad.stderr
+    if shutil.which("sbatch") is None:
+        none = run_cli("variants", "build", "--executor", "slurm", home=home, check=False)
+        assert none.returncode == 2 and "Slurm's commands" in none.stderr

@@ -95,13 +95,16 @@ def build(
 def add(
     genome: Annotated[str, typer.Argument(help="National genome id")],
     store: StoreOpt = None,
+    executor: ExecutorOpt = "local",
+    jobs: JobsOpt = 1,
 ) -> None:
     """Count one more genome (its VCF and callable regions from the catalog)."""
     from wgsvault.variants import engine
+    from wgsvault.variants.jobs import executor as pick
 
     path = _store(store)
     with catalog_session() as cat:
-        result = engine.add(cat, path, genome)
+        result = engine.add(cat, path, genome, executor=pick(executor, jobs))
     out.print(f"{genome} added: {result.genomes} genomes, {result.alleles} alleles")
 
 
@@ -109,13 +112,16 @@ def add(
 def remove(
     genome: Annotated[str, typer.Argument(help="National genome id")],
     store: StoreOpt = None,
+    executor: ExecutorOpt = "local",
+    jobs: JobsOpt = 1,
 ) -> None:
     """Withdraw a genome: subtract exactly what adding it added (audited)."""
     from wgsvault.variants import engine
+    from wgsvault.variants.jobs import executor as pick
 
     path = _store(store)
     with catalog_session() as cat:
-        result = engine.remove(cat, path, genome)
+        result = engine.remove(cat, path, genome, executor=pick(executor, jobs))
     out.print(f"{genome} removed: {result.genomes} genomes, {result.alleles} alleles")
 
 

@@ -14,6 +14,7 @@ clinical context in it: the genome id, counts and the store).
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from wgsvault.variants.cohort import Member, members
 from wgsvault.variants.delta import apply_change
 from wgsvault.variants.extract import extract_missing, tasks_for
 from wgsvault.variants.genome import GenomeSummary, GenomeTask, count_genome
+from wgsvault.variants.jobs import RESOURCES
 from wgsvault.variants.ploidy import assembly_of
 
 Progress = Callable[[str], None]
@@ -108,7 +110,7 @@ def build(
             else:
                 cohort.append(m)
         st.strata_ids(s for m in cohort for s in m.strata)  # refuse clashing names first
-        tasks = [_genome_task(m, ref, store, gen.name) for m in cohort]
+        tasks = [_genome_task(m, ref, store, gen.name, executor) for m in cohort]
         _say(progress, f"counting {len(tasks)} genomes")
         summaries = {s.genome: s for s in executor.run(count_genome, tasks)}
         outcome.counted = [summaries[m.genome] for m in cohort]
@@ -153,7 +155,7 @@ def add(
         ref = reference(catalog, old["build"])
         strata = st.strata_ids([*old.get("strata", {}).values(), *m.strata])
         rel, gen = st.new_generation(store, old)
-        task = _genome_task(m, ref, store, gen.name)
+        task = _genome_task(m, ref, store, gen.name, executor)
         summary = count_genome(task)
         change = Change(task.out, m.strata, +1)
         results = _change(executor, store, old, gen, change)
@@ -209,7 +211,17 @@ def _unusable(m: Member) -> str | None:
     return None
 
 
-def _genome_task(m: Member, ref: Reference, store: Path, gen: str) -> GenomeTask:
+def threads(executor: Executor) -> int:
+    """DuckDB threads per job: this machine's cores shared by a local pool's jobs; on Slurm
+    the cores a job asks for."""
+    if isinstance(executor, LocalExecutor):
+        return max(1, (os.cpu_count() or 1) // max(1, executor.jobs))
+    return RESOURCES.cpus
+
+
+def _genome_task(
+    m: Member, ref: Reference, store: Path, gen: str, executor: Executor
+) -> GenomeTask:
     assert m.vcf is not None and m.callable is not None
     return GenomeTask(
         genome=m.genome,
@@ -220,6 +232,7 @@ def _genome_task(m: Member, ref: Reference, store: Path, gen: str) -> GenomeTask
         contigs=ref.contigs,
         assembly=ref.assembly,
         out=st.genome_dir(store, m.genome) / gen,
+        threads=threads(executor),
     )
 
 
@@ -270,7 +283,7 @@ def _change(
             if src.exists():
                 st.link_tree(src.parent, st.partition(gen, table, contig).parent)
     order = [c for c in old["contigs"] if c in touched]
-    tasks = [ContigTask(c, prev, gen, (change,)) for c in order]
+    tasks = [ContigTask(c, prev, gen, (change,), threads(executor)) for c in order]
     return list(executor.run(apply_change, tasks))
 
 
@@ -281,7 +294,7 @@ def _aggregate(
     new: Path,
     changes: tuple[Change, ...],
 ) -> list[ContigResult]:
-    tasks = [ContigTask(c, old, new, changes) for c in contigs]
+    tasks = [ContigTask(c, old, new, changes, threads(executor)) for c in contigs]
     return list(executor.run(aggregate, tasks))
 
 
