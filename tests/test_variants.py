@@ -225,6 +225,12 @@ def test_remove_then_add_is_exact(cohort: vc.Cohort, vault: tuple[Catalog, Path]
     with pytest.raises(InputError, match="not counted"):
         engine.remove(catalog, store, male.name)
 
+    rebuilt = engine.build(catalog, store, engine.reference(catalog, None))
+    assert "withdrawn" in rebuilt.skipped[male.name]  # a rebuild does not undo a withdrawal
+    assert _parquet_rows(store) == without
+    engine.add(catalog, store, male.name)  # named again: counted again
+    assert _parquet_rows(store) == built
+
 
 def test_vcf_on_another_reference_is_refused(cohort: vc.Cohort, tmp_path: Path) -> None:
     person = cohort.people[0]

@@ -6,9 +6,10 @@ extracted first, extract.py) and aggregates every contig (per-contig jobs, `aggr
 on one of apply's executors. `add` counts one more genome and adds its figures to the contigs
 it covers; `remove` subtracts exactly what `add` added (the genome's stored contribution, with
 the strata it had then), which is how a withdrawal of consent is honoured: adding then removing
-a genome leaves every count as it was. Each writes a new data generation and then the state
-file (state.py), under the store's lock, and leaves one `variants` entry in the audit log (no
-clinical context in it: the genome id, counts and the store).
+a genome leaves every count as it was, and a later `build` leaves a withdrawn genome out (the
+state file lists withdrawals) until `add` names it again. Each writes a new data generation and
+then the state file (state.py), under the store's lock, and leaves one `variants` entry in the
+audit log (no clinical context in it: the genome id, counts and the store).
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ def build(
         rel, gen = st.new_generation(store, old)
         cohort: list[Member] = []
         for m in everyone:
-            why = outcome.skipped.get(m.genome) or _unusable(m)
+            withdrawn = (old or {}).get("withdrawn", {}).get(m.genome)
+            why = (
+                f"withdrawn on {withdrawn} (wgsvault variants add GENOME counts it again)"
+                if withdrawn
+                else outcome.skipped.get(m.genome) or _unusable(m)
+            )
             if why:
                 outcome.skipped[m.genome] = why
             else:
@@ -123,6 +129,7 @@ def build(
             "contigs": ref.contigs,
             "strata": st.strata_ids(s for m in cohort for s in m.strata),
             "releases": (old or {}).get("releases", []),
+            "withdrawn": (old or {}).get("withdrawn", {}),
             "members": {
                 m.genome: _member_record(m, t.out.relative_to(store), s)
                 for m, t, s in zip(cohort, tasks, outcome.counted, strict=True)
@@ -161,6 +168,7 @@ def add(
         results = _change(executor, store, old, gen, change)
         new = dict(old)
         new["strata"] = strata
+        new["withdrawn"] = {g: w for g, w in old.get("withdrawn", {}).items() if g != genome}
         new["members"] = {
             **old["members"],
             genome: _member_record(m, task.out.relative_to(store), summary),
@@ -191,6 +199,7 @@ def remove(
         results = _change(executor, store, old, gen, change)
         new = dict(old)
         new["members"] = {g: r for g, r in old["members"].items() if g != genome}
+        new["withdrawn"] = {**old.get("withdrawn", {}), genome: st.now()}
         new["strata"] = st.strata_ids(s for r in new["members"].values() for s in r["strata"])
         outcome = Outcome("remove", len(new["members"]), 0)
         outcome.alleles = _commit(store, new, rel, results, old)
