@@ -302,13 +302,13 @@ def status(
     from wgsvault.apply.approval import load_plan
 
     if run_id is not None or runs:
-        from wgsvault.apply import cluster
+        from wgsvault.apply import cluster, cluster_status
 
         if runs:
             t = Table()
             for c in ("run", "status", "plan", "started", "finished"):
                 t.add_column(c)
-            for r in cluster.runs(open_selected()):
+            for r in cluster_status.runs(open_selected()):
                 t.add_row(str(r["run"]), r["status"], r["plan"], f"{r['started']:%Y-%m-%d %H:%M}",
                           f"{r['finished']:%Y-%m-%d %H:%M}" if r["finished"] else "")  # fmt: skip
             out.print(t)
