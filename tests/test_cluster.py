@@ -12,6 +12,7 @@ up for real (a small tmpfs).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -117,6 +118,8 @@ def test_submit_returns_and_the_run_completes(
     assert audit.verify(e.catalog).ok
     shown = run_cli("--catalog", pg_database, "status", "--run", "1", home=e.home).stdout
     assert "Cluster run 1: done" in shown and "COMPLETED" in shown and "genomes/h" in shown
+    listed = run_cli("--catalog", pg_database, "status", "--runs", home=e.home).stdout
+    assert re.search(r"\b1\s.*\bdone\b", listed), listed  # the run list names the run
     with e.catalog.session() as s:  # what the run freed, for the storage report
         run = s.get_one(ApplyRun, 1)
         assert run.promised_bytes and run.freed_bytes and run.freed_bytes > 0
