@@ -24,6 +24,7 @@ from wgsvault.apply import apply_plan
 from wgsvault.apply.callable import register_callable
 from wgsvault.catalog import Catalog
 from wgsvault.catalog.models import File, Genome, Proof, Quarantine
+from wgsvault.codec import callable_depth
 from wgsvault.codec import callable_regions as cr
 from wgsvault.errors import InputError, PolicyError
 from wgsvault.inventory.layout import DEFAULT_LAYOUT
@@ -311,7 +312,7 @@ def test_from_depth_on_real_reads(tmp_path: Path) -> None:
     cram = tmp_path / "NA12878.cram"
     pysam.view("-C", "-T", str(ref), "-o", str(cram), str(bam), catch_stdout=False)
     pysam.index(str(cram))
-    s = cr.from_depth(cram, cr.callable_path(cram), fasta=ref, min_dp=3, min_mapq=20)
+    s = callable_depth.from_depth(cram, cr.callable_path(cram), fasta=ref, min_dp=3, min_mapq=20)
     assert s.path == tmp_path / "NA12878.callable.bed.gz" and s.method == "depth"
     head = cr.read_header(s.path)
     assert head["method"] == "depth" and head["min_dp"] == "3" and head["min_mapq"] == "20"
@@ -339,7 +340,7 @@ def test_from_depth_refuses_a_file_that_is_not_alignments(tmp_path: Path) -> Non
     bad = tmp_path / "G1.cram"
     bad.write_bytes(b"\0" * 100)
     with pytest.raises(InputError, match="not a CRAM or BAM file"):
-        cr.from_depth(bad, tmp_path / "G1.callable.bed.gz")
+        callable_depth.from_depth(bad, tmp_path / "G1.callable.bed.gz")
     assert not (tmp_path / "G1.callable.bed.gz").exists()
 
 

@@ -12,7 +12,8 @@ and writes the `sidecar`, from which `covers_restore` gives the FASTQ back (an e
 sort: `covers_scatter`, `covers_batches` with `covers_sort`, `covers_write`); `restore` is the
 one entry point for giving originals back. `callable_regions` keeps what a gVCF says about where
 the genome is confidently called (a BGZF BED, through pysam's bcftools run as a child by
-`bcftools`), or approximates it from a CRAM's depth, before the gVCF may go.
+`bcftools`) before the gVCF may go; `callable_depth` approximates it from a CRAM's depth where
+the gVCF is already gone.
 
 May use: inventory (file types, digests), the catalog (the registry's rows) and the utilities.
 Independent of plan.

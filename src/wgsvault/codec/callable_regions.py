@@ -27,20 +27,15 @@ dominates, and it would hold the GIL); the peers, Debian's bcftools 1.16 with th
 The gVCF's sha256 is computed in a thread meanwhile. Output goes to temporary names, then the index
 and the BED land (fsutil.land): nothing half-written is ever in place.
 
-`from_depth` is the documented approximation for genomes whose gVCF is gone: positions where the
-CRAM/BAM has depth >= `min_dp` from reads of mapping quality >= `min_mapq` (Debian's mosdepth
-`--quantize`, duplicates/secondary/QC-fail reads excluded by its default flags). It knows nothing
-of genotype quality, so it over-states what is callable in hard regions (low complexity,
-paralogous sequence); its header says `method=depth`.
+The depth-only approximation for genomes whose gVCF is gone is `callable_depth.from_depth`;
+it writes the same format with `method=depth`.
 """
 
 from __future__ import annotations
 
-import ctypes.util
 import gzip
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -118,7 +113,7 @@ def callable_path(source: Path) -> Path:
     return source.parent / f"{stem}{SUFFIX}"
 
 
-def _check_start(path: Path, what: str, magics: tuple[bytes, ...]) -> None:
+def check_start(path: Path, what: str, magics: tuple[bytes, ...]) -> None:
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
@@ -211,7 +206,7 @@ def _header(method: str, source: Path, sha: str, thresholds: dict[str, int]) -> 
     return f"#{FORMAT} source={quote(source.name)} sha256={sha} {values} method={method}\n"
 
 
-def _write(
+def write(
     out: Path,
     method: str,
     source: Path,
@@ -282,7 +277,7 @@ def extract(gvcf: Path, out: Path, *, min_gq: int = 20, min_dp: int = 10) -> Cal
     InputError naming it, and nothing is written."""
     t0 = time.perf_counter()
     gvcf, out = Path(gvcf), Path(out)
-    _check_start(gvcf, "gVCF", _MAGIC)
+    check_start(gvcf, "gVCF", _MAGIC)
     formats = _formats(gvcf)
     expr = _expression(gvcf, formats, min_gq, min_dp)
     args = bcftools.argv("query", "-i", expr, "-f", r"%CHROM\t%POS0\t%END\n", "-o", "/dev/stdout")
@@ -297,7 +292,7 @@ def extract(gvcf: Path, out: Path, *, min_gq: int = 20, min_dp: int = 10) -> Cal
     ):
         sha = pool.submit(sha256_file, str(gvcf))
         try:
-            summary, n, moves = _write(out, "gvcf", gvcf, sha, thresholds, _lines(proc))
+            summary, n, moves = write(out, "gvcf", gvcf, sha, thresholds, _lines(proc))
         except ValueError as exc:  # a line bcftools should never have printed
             proc.kill()
             raise InputError(f"{gvcf}: unreadable records ({exc})") from None
@@ -313,86 +308,6 @@ def extract(gvcf: Path, out: Path, *, min_gq: int = 20, min_dp: int = 10) -> Cal
             raise InputError(f"{gvcf}: {why}; no callable regions written")
     land(moves)
     return replace(summary, records=n, seconds=round(time.perf_counter() - t0, 3))
-
-
-def _mosdepth() -> list[str]:
-    found = shutil.which("mosdepth")
-    if found is None:
-        raise InputError(
-            "mosdepth is not installed (apt-get install mosdepth): it gives the depth that "
-            "approximates callable regions where a genome's gVCF is gone"
-        )
-    return [found]
-
-
-def _mosdepth_env(base: dict[str, str], shim: Path) -> dict[str, str]:
-    """Debian's mosdepth 0.3.3 loads `libhts.so` at run time without depending on the package
-    that provides that name (libhts-dev): point it at the libhts.so.N that is installed."""
-    lib = ctypes.util.find_library("hts")
-    env = dict(base)
-    if lib is not None:
-        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"):
-            if Path(d, lib).exists():
-                (shim / "libhts.so").symlink_to(Path(d, lib))
-                env["LD_LIBRARY_PATH"] = os.pathsep.join(
-                    x for x in (str(shim), base.get("LD_LIBRARY_PATH", "")) if x
-                )
-                break
-    return env
-
-
-def from_depth(
-    alignments: Path,
-    out: Path,
-    *,
-    cache: Path | None = None,
-    fasta: Path | None = None,
-    min_dp: int = 10,
-    min_mapq: int = 20,
-    threads: int = 1,
-) -> CallableSummary:
-    """Approximate callable regions from a CRAM/BAM's depth (see the module doc); `cache` is the
-    registry's reference cache (REF_PATH), `fasta` a reference mosdepth may read instead."""
-    t0 = time.perf_counter()
-    alignments, out = Path(alignments), Path(out)
-    _check_start(alignments, "CRAM or BAM", (b"CRAM", b"\x1f\x8b\x08\x04"))
-    exe = _mosdepth()
-    with (
-        ThreadPoolExecutor(1) as pool,
-        tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work,
-    ):
-        sha = pool.submit(sha256_file, str(alignments))
-        prefix = Path(work) / "depth"
-        argv = [*exe, "--no-per-base", "--quantize", f"0:{min_dp}:", "--mapq", str(min_mapq)]
-        argv += ["--threads", str(max(0, threads - 1))]
-        if fasta is not None:
-            argv += ["--fasta", str(fasta)]
-        env = child_env(cache) | {"MOSDEPTH_Q0": "LOW", "MOSDEPTH_Q1": "CALLABLE"}
-        shim = Path(work) / "lib"
-        shim.mkdir()
-        proc = subprocess.run(
-            [*argv, str(prefix), str(alignments)],
-            env=_mosdepth_env(env, shim),
-            capture_output=True,
-            check=False,
-        )
-        err = proc.stderr.decode(errors="replace")
-        if proc.returncode != 0:
-            lines = [ln for ln in err.splitlines() if ln.strip()]
-            raise InputError(f"{alignments}: mosdepth failed: {lines[-1] if lines else '?'}")
-        quantized = Path(f"{prefix}.quantized.bed.gz")
-        thresholds = {"min_dp": min_dp, "min_mapq": min_mapq}
-        with gzip.open(quantized, "rt") as fh:
-            summary, _, moves = _write(out, "depth", alignments, sha, thresholds, _callable(fh))
-    land(moves)
-    return replace(summary, seconds=round(time.perf_counter() - t0, 3))
-
-
-def _callable(fh: IO[str]) -> Iterator[tuple[str, int, int]]:
-    for line in fh:
-        chrom, start, end, label = line.rstrip("\n").split("\t")
-        if label == "CALLABLE":
-            yield chrom, int(start), int(end)
 
 
 def read_header(path: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from wgsvault.apply.callable import register_callable
 from wgsvault.apply.executors import Executor, LocalExecutor
 from wgsvault.catalog import Catalog
-from wgsvault.codec import callable_regions
+from wgsvault.codec import callable_depth, callable_regions
 from wgsvault.codec.refs import Registry
 from wgsvault.errors import InputError
 from wgsvault.variants.cohort import Member
@@ -49,7 +49,7 @@ def extract_one(task: CallableTask) -> CallableResult:
                 task.source, out, min_gq=task.min_gq, min_dp=task.min_dp
             )
         else:
-            summary = callable_regions.from_depth(
+            summary = callable_depth.from_depth(
                 task.source, out, cache=task.cache, fasta=task.fasta, min_dp=task.min_dp
             )
     except InputError as exc:
