@@ -8,12 +8,17 @@ Debian's, which the tests keep as an independent oracle).
 Give every command an explicit output (`-o FILE`, or `-o /dev/stdout` for a pipe): pysam's own
 stdout redirection (`save_stdout`) aborts bcftools 1.2x with a double free at exit (measured with
 `query` on pysam 0.24), while bcftools' own `-o` is clean. `argv(...)` is the argument list a
-caller runs (with `htslib.child_env` for its reference environment).
+caller runs (with `htslib.child_env` for its reference environment); `run(about, ...)` runs a
+command to its end and turns a failure into one InputError naming the file it was about.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
+
+from wgsvault.errors import InputError
 
 BCFTOOLS = [sys.executable, "-m", "wgsvault.codec.bcftools"]
 
@@ -21,6 +26,17 @@ BCFTOOLS = [sys.executable, "-m", "wgsvault.codec.bcftools"]
 def argv(*args: str) -> list[str]:
     """The argument list that runs `bcftools ARGS` as a child process."""
     return [*BCFTOOLS, *args]
+
+
+def run(about: Path, *args: str) -> None:
+    """Run `bcftools ARGS` in a child to its end; a failure is one InputError naming `about`."""
+    proc = subprocess.run(argv(*args), capture_output=True, check=False)
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines()]
+        said = [ln for ln in lines if ln] or ["failed without a message"]
+        telling = [ln for ln in said if "rror" in ln or "not match" in ln or "fail" in ln]
+        message = (telling or said)[-1].replace("bcftools returned with error 1: stdout=None, ", "")
+        raise InputError(f"{about}: bcftools {args[0]}: {message[:300]}")
 
 
 def main(argv: list[str]) -> int:

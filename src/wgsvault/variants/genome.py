@@ -24,7 +24,6 @@ renamed) and returns a summary; the aggregation (aggregate.py) adds or subtracts
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +67,9 @@ def count_genome(task: GenomeTask) -> GenomeSummary:
     with tempfile.TemporaryDirectory(prefix=".count.", dir=task.out) as tmpdir:
         tmp = Path(tmpdir)
         bcf, tsv = tmp / "norm.bcf", tmp / "calls.tsv"
-        _bcftools(task.vcf, "norm", "-m", "-any", "-f", str(task.fasta), "--check-ref", "e",
+        bcftools.run(task.vcf, "norm", "-m", "-any", "-f", str(task.fasta), "--check-ref", "e",
                   "-O", "u", "-o", str(bcf), str(task.vcf))  # fmt: skip
-        _bcftools(task.vcf, "query", "-f", _TSV, "-o", str(tsv), str(bcf))
+        bcftools.run(task.vcf, "query", "-f", _TSV, "-o", str(tsv), str(bcf))
         con = duckdb.connect(config={"threads": task.threads})
         try:
             calls_tmp, cov_tmp = tmp / "calls.parquet", tmp / "coverage.parquet"
@@ -79,17 +78,6 @@ def count_genome(task: GenomeTask) -> GenomeSummary:
             con.close()
         land([(cov_tmp, task.out / "coverage.parquet"), (calls_tmp, task.out / "calls.parquet")])
     return summary
-
-
-def _bcftools(vcf: Path, *args: str) -> None:
-    """Run pysam's bcftools in a child; a failure is one InputError naming the VCF."""
-    proc = subprocess.run(bcftools.argv(*args), capture_output=True, check=False)
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines()]
-        said = [ln for ln in lines if ln] or ["failed without a message"]
-        telling = [ln for ln in said if "rror" in ln or "not match" in ln or "fail" in ln]
-        message = (telling or said)[-1].replace("bcftools returned with error 1: stdout=None, ", "")
-        raise InputError(f"{vcf}: bcftools {args[0]}: {message[:300]}")
 
 
 def _check_vcf(vcf: Path) -> None:
