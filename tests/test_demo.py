@@ -76,6 +76,37 @@ def test_demo_main_job_applies_plan_b(demo) -> None:  # type: ignore[no-untyped-
     cat.close()
 
 
+def test_demo_counts_variant_frequencies(demo) -> None:  # type: ignore[no-untyped-def]
+    """The frequency database the demo builds equals a count by hand of the real genomes' VCFs
+    within the callable regions their gVCFs left behind (the gVCFs themselves are gone)."""
+    from wgsvault.codec.callable_regions import read
+    from wgsvault.variants.store import FrequencyStore
+
+    expected: dict[tuple[int, str, str], list[int]] = {}
+    genomes = sorted({p.parent.name for p in demo.estate.glob("region-*/*/*.callable.bed.gz")})
+    assert len(genomes) == 2 and not list(demo.estate.glob(f"region-*/{genomes[0]}/*.g.vcf.gz"))
+    for g in genomes:
+        bed = next(demo.estate.glob(f"region-*/{g}/{g}.callable.bed.gz"))
+        spans = list(read(bed))
+        vcf = next(demo.estate.glob(f"*/{g}/{g}.vcf.gz"))
+        with pysam.VariantFile(str(vcf)) as fh:
+            for r in fh:
+                if not any(c == r.chrom and s < r.pos <= e for c, s, e in spans):
+                    continue
+                gt = next(iter(r.samples.values()))["GT"]
+                for i, alt in enumerate(r.alts or (), start=1):
+                    dose = sum(1 for x in gt if x == i)
+                    if dose:
+                        cell = expected.setdefault((r.pos, r.ref, alt), [0, 0])
+                        cell[0] += dose
+                        cell[1] += dose == 2
+    with FrequencyStore(demo.home / "variants") as fs:
+        assert fs.genomes() == 2
+        got = {(a.pos, a.ref, a.alt): [a.ac, a.nhomalt] for a in fs.region("chrS", 1, 40_000)}
+        assert got == expected and len(got) > 50
+        assert all(a.an <= 4 and a.ac <= a.an for a in fs.region("chrS", 1, 40_000))
+
+
 def test_demo_rerun_is_incremental(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     again = run_demo(demo.home, fresh=False, console=Console(file=io.StringIO()))
     assert (again.scan.added, again.scan.changed, again.scan.vanished) == (0, 0, 0)
@@ -99,6 +130,7 @@ def test_demo_command(tmp_path: Path) -> None:
     out = run_cli("demo", home=tmp_path).stdout
     assert "Scenarios on this estate vs the owners' figures" in out
     assert (tmp_path / "demo" / "catalog.sqlite").exists()
+    assert "Variant frequencies" in out and "variants query chrS:" in out
 
 
 def test_demo_command_on_postgresql(tmp_path: Path, pg_database: str) -> None:

@@ -37,6 +37,7 @@ from wgsvault.catalog.models import Controller, File, Genome, Proof, Root
 from wgsvault.codec.callable_regions import (
     CallableSummary,
     callable_path,
+    check_gvcf,
     extract,
     read_header,
     summarise,
@@ -65,6 +66,7 @@ def store_callable(
     out = callable_path(gvcf)
     if out == gvcf:
         raise IntegrityError(f"{gvcf}: its callable regions would overwrite it")
+    check_gvcf(gvcf)  # a file that is no gVCF at all fails before it is hashed in full
     sha = sha256_file(str(gvcf))
     for bed in ev:
         if is_of(bed, sha, thresholds):

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from wgsvault.cli.common import VARIANTS, catalog_session, err, out
 from wgsvault.config import site_config
@@ -84,6 +83,8 @@ def build(
         )
     for genome, why in sorted(result.skipped.items()):
         err.print(f"{genome}: not counted: {why}", highlight=False, markup=False)
+    if result.without_vcf:
+        err.print(f"{result.without_vcf} genomes of the catalog have no kept VCF", highlight=False)
     out.print(
         f"{path}: {result.genomes} genomes, {result.alleles} alleles "
         f"(reference {ref.build}, assembly {ref.assembly or 'unknown'})",
@@ -159,7 +160,8 @@ def query(
     release: ReleaseOpt = None,
 ) -> None:
     """Allele counts and frequencies of one allele, or of every allele in a region."""
-    from wgsvault.variants.store import FrequencyStore, StratumFrequency
+    from wgsvault.variants.render import frequency_table
+    from wgsvault.variants.store import FrequencyStore
 
     if (region is None) == (locus is None):
         raise InputError("give CHR:POS REF ALT, or --region CHR:START-END")
@@ -181,14 +183,7 @@ def query(
     if not found:
         out.print("not in the database")
         return
-    table = Table("chrom", "pos", "ref", "alt", "stratum", "AC", "AN", "AF", "hom", "hemi")
-    for a in found:
-        total = StratumFrequency(a.ac, a.an, a.af, a.nhomalt, a.nhemi)
-        for i, (name, s) in enumerate({"total": total, **a.strata}.items()):
-            site = [a.chrom, str(a.pos), a.ref, a.alt] if i == 0 else ["", "", "", ""]
-            af = f"{s.af:.4g}" if s.af is not None else "-"
-            table.add_row(*site, name, str(s.ac), str(s.an), af, str(s.nhomalt), str(s.nhemi))
-    out.print(table)
+    out.print(frequency_table(found))
 
 
 def _int(text: str) -> int:

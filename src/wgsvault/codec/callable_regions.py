@@ -113,6 +113,11 @@ def callable_path(source: Path) -> Path:
     return source.parent / f"{stem}{SUFFIX}"
 
 
+def check_gvcf(path: Path) -> None:
+    """InputError unless `path` starts as a VCF/BCF does (before anything reads it whole)."""
+    check_start(path, "gVCF", _MAGIC)
+
+
 def check_start(path: Path, what: str, magics: tuple[bytes, ...]) -> None:
     try:
         with open(path, "rb") as fh:
@@ -277,7 +282,7 @@ def extract(gvcf: Path, out: Path, *, min_gq: int = 20, min_dp: int = 10) -> Cal
     InputError naming it, and nothing is written."""
     t0 = time.perf_counter()
     gvcf, out = Path(gvcf), Path(out)
-    check_start(gvcf, "gVCF", _MAGIC)
+    check_gvcf(gvcf)
     formats = _formats(gvcf)
     expr = _expression(gvcf, formats, min_gq, min_dp)
     args = bcftools.argv("query", "-i", expr, "-f", r"%CHROM\t%POS0\t%END\n", "-o", "/dev/stdout")

@@ -52,6 +52,8 @@ SIMULATED_PER_REGION = 3
 PATIENT_GROUPS = ("rare disease", "hereditary cancer", "neonatal", "haematological cancer")
 #: genomes of the synthetic case history (demo/cases.py) requisitioned 2019-2026
 CASES = 26_000
+#: the demo reference, as registered
+DEMO_BUILD = "demo-chrS"
 
 
 @dataclass
@@ -244,6 +246,9 @@ def run_demo(
     if blocked is not None:
         console.print(blocked)
     summary = main_job(catalog, home, console)
+    from wgsvault.demo.frequencies import frequency_demo
+
+    frequency_demo(catalog, home, DEMO_BUILD, console)
     where = f"--catalog {url}" if catalog_url else f"WGSVAULT_HOME={home}"
     console.print(
         f"Plans written to {home}/plan-{{A,B,C}}.json. Explore: "
@@ -300,7 +305,7 @@ def dashboard_hint(console: Console, where: str, history: CaseSummary) -> None:
 def main_job(catalog: Catalog, home: Path, console: Console) -> ApplySummary:
     """Plan B approved by each data controller, then applied: what the vault is for."""
     registry = Registry(catalog, home / "refs")
-    registry.add(home / "reference" / "demo_ref.fa", "demo-chrS")
+    registry.add(home / "reference" / "demo_ref.fa", DEMO_BUILD)
     plan_path = home / "plan-B.json"
     plan = load_plan(plan_path)
     ready = sorted({a["controller"] for a in plan.actions if a["status"] == "ready"})

@@ -51,15 +51,18 @@ def members(catalog: Catalog, only: str | None = None) -> list[Member]:
         genomes = list(s.scalars(q))
         if only is not None and not genomes:
             raise InputError(f"genome {only!r} is not in the catalog")
-        files = s.execute(
+        files = (
             select(File.genome_id, File.type, File.path, Controller.kind)
             .outerjoin(Controller, Controller.id == File.controller_id)
             .where(File.status == "present")
             .where(File.type.in_(("vcf", "gvcf", CALLABLE, "cram", "bam")))
-            .where(File.genome_id.in_([g.id for g in genomes]))
-        ).all()
+            .where(File.genome_id.is_not(None))
+        )
+        if only is not None:  # (no IN list of every genome: 60,000 exceed SQLite's variables)
+            files = files.where(File.genome_id == genomes[0].id)
+        rows = s.execute(files).all()
     best: dict[tuple[int, str], tuple[bool, int, str]] = {}
-    for genome_id, ftype, path, kind in files:
+    for genome_id, ftype, path, kind in rows:
         if genome_id is None:
             continue
         rank = (kind != "national", len(path), path)

@@ -58,12 +58,15 @@ class Outcome:
     alleles: int  # rows of the allele table after the change
     counted: list[GenomeSummary] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # genome -> why it is not counted
+    without_vcf: int = 0  # genomes of the catalog with no kept VCF (not candidates)
 
 
-def reference(catalog: Catalog, build: str | None, store: Path | None = None) -> Reference:
+def reference(
+    catalog: Catalog, build: str | None, store: Path | None = None, *, refs: Path | None = None
+) -> Reference:
     """The registered build VCFs are normalised against: `build`, else the store's, else the
-    only one registered."""
-    registry = Registry(catalog)
+    only one registered; `refs` is the registry's folder (default: the vault home's)."""
+    registry = Registry(catalog, refs)
     if build is None and store is not None:
         state = st.read_state(store)
         build = state.get("build") if state else None
@@ -105,6 +108,9 @@ def build(
         rel, gen = st.new_generation(store, old)
         cohort: list[Member] = []
         for m in everyone:
+            if m.vcf is None:  # sequenced but no VCF kept (or not yet): nothing to count
+                outcome.without_vcf += 1
+                continue
             withdrawn = (old or {}).get("withdrawn", {}).get(m.genome)
             why = (
                 f"withdrawn on {withdrawn} (wgsvault variants add GENOME counts it again)"
