@@ -60,10 +60,7 @@ def release(
         if state is None:
             raise InputError(f"{store}: no frequency database yet; run: wgsvault variants build")
         done = releases(store)
-        before: set[str] = set()
-        if done:
-            last = st.read_state(store / "releases" / f"{done[-1]:04d}")
-            before = set((last or {}).get("members", {}))
+        before = _released_members(store, done)
         now = set(state.get("members", {}))
         new, withdrawn = sorted(now - before), sorted(before - now)
         if len(new) < min_new_genomes:
@@ -143,16 +140,21 @@ def _audit(catalog: Catalog, actor: str | None, store: Path, r: Release) -> None
     audit.record(catalog, actor=actor or audit.default_actor(), event="variants", detail=detail)
 
 
+def _released_members(store: Path, done: list[int]) -> set[str]:
+    """The genomes of the newest release (none before the first)."""
+    if not done:
+        return set()
+    last = st.read_state(store / "releases" / f"{done[-1]:04d}")
+    return set((last or {}).get("members", {}))
+
+
 def status(store: Path) -> dict[str, Any]:
     """What `variants status` shows: the store, its reference, genomes, alleles, releases."""
     state = st.read_state(store)
     if state is None:
         return {"store": str(store), "built": False}
     done = releases(store)
-    before: set[str] = set()
-    if done:
-        last = st.read_state(store / "releases" / f"{done[-1]:04d}")
-        before = set((last or {}).get("members", {}))
+    before = _released_members(store, done)
     now = set(state.get("members", {}))
     data = st.data_dir(store, state)
     return {
