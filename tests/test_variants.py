@@ -17,6 +17,7 @@ Adding and removing genomes is checked to be exact: every Parquet row equal.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from wgsvault.inventory.layout import DEFAULT_LAYOUT
 from wgsvault.inventory.scan import scan
 from wgsvault.variants import engine
 from wgsvault.variants.genome import GenomeTask, count_genome
+from wgsvault.variants.release import release
 from wgsvault.variants.state import read_state
 from wgsvault.variants.store import FrequencyStore
 
@@ -203,7 +205,16 @@ def test_remove_then_add_is_exact(cohort: vc.Cohort, vault: tuple[Catalog, Path]
 
     engine.remove(catalog, store, male.name)  # withdrawal of consent
     rest = [p for p in cohort.people if p is not male]
+    data = store / read_state(store)["data"]  # type: ignore[index]
+    assert not list(data.glob("lookup/*/alleles.duckdb"))  # changed contigs: Parquet until release
     assert _table(store) == vc.truth(rest, cohort.sites)
+    r = release(catalog, store, min_new_genomes=0)
+    assert {p.parent.name for p in r.path.glob("lookup/*/alleles.duckdb")} == {
+        p.parent.name for p in r.path.glob("alleles/*/data.parquet")
+    }  # the release writes the lookup files back, and they answer as the Parquet files did
+    assert _table(r.path) == vc.truth(rest, cohort.sites)
+    listed = json.loads((r.path / "release.json").read_text())["files"]
+    assert any(f.startswith("lookup/") for f in listed)
     without = _parquet_rows(store)
 
     engine.add(catalog, store, male.name)  # back: as if built with everyone

@@ -60,6 +60,7 @@ class ContigTask:
     changes: tuple[Change, ...] = field(default_factory=tuple)
     threads: int = 1
     names: tuple[str, ...] = ()  # every stratum of the store (its columns' names map back)
+    lookup: bool = True  # also write the contig's lookup file (add/remove leave it to release)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def write_outputs(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigRes
     """Write tables `alleles` and `cov` as the contig's partitions of the new generation."""
     n_alleles = _write(con, "alleles", partition(task.new, "alleles", task.contig), ROW_GROUP)
     n_segments = _write(con, "cov", partition(task.new, "coverage", task.contig), 65536)
-    if n_alleles:
+    if n_alleles and task.lookup:
         write_lookup(con, "alleles", partition(task.new, "lookup", task.contig))
     return ContigResult(task.contig, n_alleles, n_segments)
 
@@ -255,6 +256,21 @@ def write_lookup(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None
     finally:
         con.execute("DETACH lookup_out")
     land([(tmp, path)])
+
+
+def ensure_lookup(data: Path, contig: str) -> None:
+    """Write the contig's lookup file from its allele partition where it has none (a contig
+    that `add` or `remove` changed since it was last built or released)."""
+    alleles, out = partition(data, "alleles", contig), partition(data, "lookup", contig)
+    if out.exists() or not alleles.exists():
+        return
+    con = duckdb.connect()
+    try:  # one file read in order: the rows keep their (pos, ref, alt) order
+        con.execute(f"CREATE TABLE alleles AS SELECT * FROM read_parquet('{sql_path(alleles)}')")
+        if con.execute("SELECT count(*) FROM alleles").fetchone() != (0,):
+            write_lookup(con, "alleles", out)
+    finally:
+        con.close()
 
 
 def old_partition(task: ContigTask, table: str) -> Path | None:

@@ -32,6 +32,7 @@ from wgsvault.errors import InputError
 from wgsvault.fsutil import atomic_write_text, fsync_dir
 from wgsvault.inventory.digest import sha256_file
 from wgsvault.variants import state as st
+from wgsvault.variants.aggregate import ensure_lookup
 
 FORMAT = "wgsvault-variants-release/1"
 
@@ -78,6 +79,8 @@ def release(
         for table in st.TABLES:
             if (data / table).exists():
                 st.link_tree(data / table, tmp / table)
+        for contig in state.get("contigs", {}):
+            ensure_lookup(tmp, contig)  # contigs changed by add/remove since their last build
         files = sorted(f for f in tmp.rglob("*") if f.is_file())
         snapshot = {k: v for k, v in state.items() if k not in ("members", "generation")}
         snapshot.update(

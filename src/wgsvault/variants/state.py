@@ -12,8 +12,10 @@
 The Parquet files are the database (any engine reads them). The lookup files hold the same
 allele rows in DuckDB's own format, sorted by position: DuckDB skips to the one row group that
 can hold a position by its min/max statistics without parsing a Parquet footer, which makes a
-point lookup a millisecond instead of tens (measured in bench/variants.py); they are derived,
-and a reader falls back to the Parquet file where one is missing.
+point lookup a millisecond instead of tens (measured in bench/variants.py); they are derived:
+`build` and `release` write them, `add` and `remove` do not (it would cost a quarter of their time)
+and the live store reads those contigs' Parquet files until the next release; a reader falls
+back to the Parquet file wherever a lookup file is missing.
 
 Every change writes a new generation (unchanged partitions are hard links of the previous one)
 and then replaces `state.json`, which names it, atomically: a reader sees the old database or
