@@ -1,11 +1,11 @@
 """serve: Beacon v2 query budget, counted per asker and window
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-30 15:10:00.000000
 
-0008 was reserved for the variants engine, which keeps its data outside the catalog and needs no
-migration; should it ever add one, it goes after this one.
+The variant frequency engine keeps its data outside the catalog (Parquet files beside their
+state file) and needs no migration of its own.
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
