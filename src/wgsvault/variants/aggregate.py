@@ -1,8 +1,9 @@
 """Aggregation of one contig: the allele table and the AN segments, from genomes' contributions.
 
-`aggregate(task)` is a per-contig job (picklable `ContigTask`): it takes the contig's previous
-partitions (none for a build) and adds or subtracts the contributions of the given genomes
-(`genome.py`), each counted in its strata (`total`, `group:<name>`, `region:<name>`):
+`aggregate(task)` is a per-contig job of a build (picklable `ContigTask`): it sums the
+contributions of the given genomes (`genome.py`), each counted in its strata (`total`,
+`group:<name>`, `region:<name>`), from nothing (a contig that exists changes by one genome through
+`delta.apply_change`, which shares `new_coverage` and `write_outputs` with it):
 
 * coverage: the AN of each stratum as piecewise-constant segments `(stratum, start, stop, an)`
   (0-based half-open). Segments are turned into change points (+an at start, -an at stop), a
@@ -59,7 +60,6 @@ class ContigTask:
     new: Path  # the data directory being written
     changes: tuple[Change, ...] = field(default_factory=tuple)
     threads: int = 1
-    names: tuple[str, ...] = ()  # every stratum of the store (its columns' names map back)
     lookup: bool = True  # also write the contig's lookup file (add/remove leave it to release)
 
 
@@ -84,16 +84,9 @@ def _aggregate(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult
     c = lit(task.contig)
     dirs = sorted({str(ch.genome_dir) for ch in task.changes})
     call_files = [str(Path(d) / "calls.parquet") for d in dirs]
-    old_all = old_partition(task, "alleles")
+    if task.old is not None:  # a contig that exists changes through delta.apply_change
+        raise ValueError(f"contig {task.contig}: aggregate builds from nothing only")
     parts = []
-    if old_all:
-        src = f"read_parquet('{sql_path(old_all)}')"
-        names = {stratum_id(s): s for s in task.names}
-        parts.append(f"SELECT pos, ref, alt, 'total' AS stratum, ac, nhomalt, nhemi FROM {src}")
-        parts += [
-            f"SELECT pos, ref, alt, {lit(names[i])}, ac_{i}, nhomalt_{i}, nhemi_{i} FROM {src}"
-            for i in strata_columns(con, src)
-        ]
     if call_files:
         parts.append(
             f"""SELECT g.pos, g.ref, g.alt, ch.stratum, g.ac * ch.sign, g.nhomalt * ch.sign,
