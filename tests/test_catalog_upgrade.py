@@ -15,6 +15,7 @@ import hashlib
 import json
 from typing import Any
 
+import pytest
 from alembic import command
 from sqlalchemy import create_engine, select, text
 
@@ -24,6 +25,7 @@ from wgsvault.catalog import open_catalog
 from wgsvault.catalog.db import HEAD_REVISION, alembic_config, normalise_url
 from wgsvault.catalog.models import File, Genome, Quarantine
 from wgsvault.config import DEFAULT_PRICE_DKK_PER_TB_YEAR
+from wgsvault.errors import CatalogError
 from wgsvault.report.footprint import footprint
 
 AT = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -141,3 +143,17 @@ def test_catalog_of_revision_0004_opens_and_upgrades(catalog_url: str) -> None:
         assert audit.verify(cat).ok
     finally:
         cat.close()
+
+
+def test_catalog_of_a_newer_release_is_refused_in_one_line(catalog_url: str) -> None:
+    """A catalog stamped with a revision this code does not know (written by a newer release)
+    is refused with a CatalogError naming the revision, and left as it was."""
+    open_catalog(catalog_url).close()
+    engine = create_engine(normalise_url(catalog_url))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(CatalogError, match="revision 9999, which this wgsvault does not know"):
+        open_catalog(catalog_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "9999"
+    engine.dispose()

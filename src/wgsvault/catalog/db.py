@@ -87,12 +87,20 @@ class Catalog:
 
     def upgrade(self) -> bool:
         """Migrate to the newest revision; True if anything was applied."""
-        if self.revision() == HEAD_REVISION:
+        at = self.revision()
+        if at == HEAD_REVISION:
             return False
         from alembic import command
+        from alembic.util.exc import CommandError
 
-        with self.engine.begin() as conn:
-            command.upgrade(alembic_config(conn), "head")
+        try:
+            with self.engine.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        except CommandError:  # a revision this release does not know: made by a newer one
+            raise CatalogError(
+                f"catalog {make_url(self.url)!r} is at revision {at}, which this wgsvault does not "
+                f"know (its newest is {HEAD_REVISION}): use the release that wrote it"
+            ) from None
         return True
 
     def close(self) -> None:
