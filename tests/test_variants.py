@@ -31,7 +31,7 @@ from wgsvault.catalog import Catalog
 from wgsvault.catalog.manifest import import_manifest
 from wgsvault.codec.callable_regions import callable_path
 from wgsvault.codec.refs import Registry
-from wgsvault.errors import InputError
+from wgsvault.errors import InputError, IntegrityError
 from wgsvault.inventory.layout import DEFAULT_LAYOUT
 from wgsvault.inventory.scan import scan
 from wgsvault.variants import engine
@@ -256,3 +256,80 @@ def test_vcf_on_another_reference_is_refused(cohort: vc.Cohort, tmp_path: Path) 
     good = GenomeTask(person.name, vcf, bed, "female", cohort.fasta, vc.CONTIGS, "GRCh38",
                       tmp_path / "g")  # fmt: skip
     assert count_genome(good).counted > 0
+
+
+def _file_order(store: Path) -> list[tuple[str, int, int, bool]]:
+    """Per allele partition: contig, rows, sorted leading rows (metadata), rows in order."""
+    from wgsvault.variants.aggregate import sorted_rows
+
+    state = read_state(store)
+    assert state is not None
+    con = duckdb.connect()
+    out = []
+    for f in sorted((store / state["data"] / "alleles").glob("chrom=*/data.parquet")):
+        keys = con.execute(f"SELECT pos, ref, alt FROM read_parquet('{f}')").fetchall()
+        head = sorted_rows(con, f)
+        out.append((f.parent.name, len(keys), len(keys) if head is None else head,
+                    keys == sorted(keys)))  # fmt: skip
+    con.close()
+    return out
+
+
+def test_add_appends_new_alleles_then_sorts(
+    cohort: vc.Cohort, vault: tuple[Catalog, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`add` streams the stored rows and appends the genome's new alleles as a sorted run (the
+    file says how many leading rows are sorted); past TAIL_LIMIT it sorts the contig whole.
+    Either way the rows and every answer are a build's; remove restores the file's order."""
+    from wgsvault.variants import delta
+
+    catalog, store = vault
+    engine.build(catalog, store, engine.reference(catalog, None))
+    built, order = _parquet_rows(store), _file_order(store)
+    assert all(n == head and in_order for _, n, head, in_order in order)  # a build: sorted
+    everyone = vc.truth(cohort.people, cohort.sites)
+
+    def own(p: vc.Person) -> int:  # alleles no other genome of the cohort carries
+        return len(everyone) - len(vc.truth([q for q in cohort.people if q is not p], cohort.sites))
+
+    someone = max(cohort.people, key=own)
+    assert own(someone) > 0
+    engine.remove(catalog, store, someone.name)
+    without = _file_order(store)
+    engine.add(catalog, store, someone.name)
+    appended = _file_order(store)
+    assert _parquet_rows(store) == built
+    assert _table(store) == vc.truth(cohort.people, cohort.sites)  # lookups read the runs too
+    assert any(head < n and not in_order for _, n, head, in_order in appended)
+    for _, n, head, _in_order in appended:
+        assert head <= n
+    engine.remove(catalog, store, someone.name)
+    assert _file_order(store) == without  # the same rows in the same order
+
+    monkeypatch.setattr(delta, "TAIL_LIMIT", 0.0)
+    monkeypatch.setattr(delta, "ROW_GROUP", 0)
+    engine.add(catalog, store, someone.name)  # every run too long: contigs sorted again
+    assert _parquet_rows(store) == built
+    assert all(n == head and in_order for _, n, head, in_order in _file_order(store))
+
+
+def test_a_contribution_that_does_not_match_is_refused(
+    cohort: vc.Cohort, vault: tuple[Catalog, Path]
+) -> None:
+    """Removing a genome whose stored calls say more than the store holds (a corrupted member
+    file) stops with an IntegrityError naming the contig and position; the store is unchanged."""
+    catalog, store = vault
+    engine.build(catalog, store, engine.reference(catalog, None))
+    state = read_state(store)
+    assert state is not None
+    someone = cohort.people[0].name
+    calls = store / state["members"][someone]["dir"] / "calls.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * REPLACE (ac * 1000 AS ac) FROM read_parquet('{calls}')) "
+                f"TO '{calls}.x' (FORMAT parquet)")  # fmt: skip
+    con.close()
+    Path(f"{calls}.x").replace(calls)
+    before = (store / "state.json").read_bytes()
+    with pytest.raises(IntegrityError, match=r"contig \S+: counts at \d+ fell below 0"):
+        engine.remove(catalog, store, someone)
+    assert (store / "state.json").read_bytes() == before

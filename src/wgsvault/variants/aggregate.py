@@ -44,6 +44,11 @@ STRATUM_FIELDS = ("ac", "an", "nhomalt", "nhemi")
 #: rows per Parquet row group of the allele table: lookups go to the DuckDB file, so the
 #: Parquet file has the row groups other engines expect (smaller ones are slower to write)
 ROW_GROUP = 65536
+#: Parquet key-value metadata of an allele partition: how many of its leading rows are sorted by
+#: (pos, ref, alt). A build writes them all sorted; `add` appends the genome's new alleles as a
+#: sorted run after them (delta.py), until the runs outgrow `TAIL_LIMIT` and the contig is sorted
+#: again. Absent (files of earlier versions): every row is sorted.
+SORTED_KEY = "wgsvault_sorted_rows"
 
 
 @dataclass(frozen=True)
@@ -229,8 +234,10 @@ def strata_columns(con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
 
 def write_outputs(con: duckdb.DuckDBPyConnection, task: ContigTask) -> ContigResult:
     """Write tables `alleles` and `cov` as the contig's partitions of the new generation."""
-    n_alleles = _write(con, "alleles", partition(task.new, "alleles", task.contig), ROW_GROUP)
-    n_segments = _write(con, "cov", partition(task.new, "coverage", task.contig), 65536)
+    row = con.execute("SELECT count(*) FROM alleles").fetchone()
+    path = partition(task.new, "alleles", task.contig)
+    n_alleles = write(con, "alleles", path, ROW_GROUP, sorted_rows=int(row[0]) if row else 0)
+    n_segments = write(con, "cov", partition(task.new, "coverage", task.contig), 65536)
     if n_alleles and task.lookup:
         write_lookup(con, "alleles", partition(task.new, "lookup", task.contig))
     return ContigResult(task.contig, n_alleles, n_segments)
@@ -258,8 +265,11 @@ def ensure_lookup(data: Path, contig: str) -> None:
     if out.exists() or not alleles.exists():
         return
     con = duckdb.connect()
-    try:  # one file read in order: the rows keep their (pos, ref, alt) order
-        con.execute(f"CREATE TABLE alleles AS SELECT * FROM read_parquet('{sql_path(alleles)}')")
+    try:  # sorted: the partition may end in runs that `add` appended (see SORTED_KEY)
+        con.execute(
+            f"CREATE TABLE alleles AS SELECT * FROM read_parquet('{sql_path(alleles)}') "
+            "ORDER BY pos, ref, alt"
+        )
         if con.execute("SELECT count(*) FROM alleles").fetchone() != (0,):
             write_lookup(con, "alleles", out)
     finally:
@@ -273,20 +283,43 @@ def old_partition(task: ContigTask, table: str) -> Path | None:
     return path if path.exists() else None
 
 
-def _write(con: duckdb.DuckDBPyConnection, table: str, path: Path, row_group: int) -> int:
-    """Write `table` to `path` (temporary name, then renamed); nothing when it is empty."""
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    n = int(row[0]) if row else 0
-    if n == 0:
-        return 0
+def write(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    path: Path,
+    row_group: int,
+    *,
+    sorted_rows: int | None = None,
+) -> int:
+    """Write the rows of `source` (a table, or a query in parentheses, run once) to `path`
+    (temporary name, then renamed; nothing when there are none); the number of rows.
+    `sorted_rows` goes into the file's metadata (SORTED_KEY)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    con.execute(
-        f"COPY {table} TO '{sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd, "
-        f"ROW_GROUP_SIZE {row_group})"
-    )
+    kv = f", KV_METADATA {{{SORTED_KEY}: '{sorted_rows}'}}" if sorted_rows is not None else ""
+    try:
+        row = con.execute(
+            f"COPY {source} TO '{sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd, "
+            f"ROW_GROUP_SIZE {row_group}{kv})"
+        ).fetchone()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    n = int(row[0]) if row else 0
+    if n == 0:
+        tmp.unlink(missing_ok=True)
+        return 0
     land([(tmp, path)])
     return n
+
+
+def sorted_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """The file's SORTED_KEY (None: not recorded, every row sorted)."""
+    row = con.execute(
+        f"SELECT value FROM parquet_kv_metadata('{sql_path(path)}') WHERE key = ?",
+        [SORTED_KEY.encode()],
+    ).fetchone()
+    return int(bytes(row[0]).decode()) if row else None
 
 
 def lit(text: str) -> str:
