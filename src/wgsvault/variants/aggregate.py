@@ -22,8 +22,8 @@ AN segments on the contig, by name; `<id>` is the stratum's name with every char
 `[A-Za-z0-9]` as `_` (state.stratum_id; the store's state maps ids back to names, and the VCF
 export uses the same ids). A stratum whose AN is 0 at an allele has zeros there. Flat integer
 columns, not a list of structs: they are written and updated several times faster (measured:
-2.3 s instead of 4.6 s to add a genome to a million alleles). Rows are sorted by (pos, ref,
-alt).
+2.3 s instead of 4.6 s to add a genome to a million alleles). A build writes the rows sorted by
+(pos, ref, alt); `add` may append runs after them (SORTED_KEY, delta.py).
 """
 
 from __future__ import annotations
