@@ -747,6 +747,7 @@ def bench_add_remove(store: Path, cat: Catalog, work: Path, a: argparse.Namespac
     keep = work / "before"  # hard links: the old generation's files outlive its removal
     st.link_tree(st.data_dir(store, state), keep)
     strata = ("total", *sorted(s for s, _ in STORE_STRATA))
+    jobs = LocalExecutor(os.cpu_count() or 1)  # as `variants add/remove` run by default
     t0 = time.perf_counter()
     with st.lock(store):
         old = st.read_state(store)
@@ -757,7 +758,7 @@ def bench_add_remove(store: Path, cat: Catalog, work: Path, a: argparse.Namespac
         written = time.perf_counter() - t0
         say(f"genome {genome}: {n_calls:,} calls, {n_cov:,} callable intervals ({written:.0f} s)")
         t1 = time.perf_counter()
-        results = engine._change(LocalExecutor(), store, old, gen, Change(gdir, strata, +1))
+        results = engine._change(jobs, store, old, gen, Change(gdir, strata, +1))
         new = dict(old)
         new["members"] = {
             **old["members"],
@@ -768,7 +769,7 @@ def bench_add_remove(store: Path, cat: Catalog, work: Path, a: argparse.Namespac
         add_s = time.perf_counter() - t1
     say(f"added in {add_s:.1f} s: {alleles_after_add:,} alleles")
     t2 = time.perf_counter()
-    out = engine.remove(cat, store, genome)
+    out = engine.remove(cat, store, genome, executor=jobs)
     rem_s = time.perf_counter() - t2
     say(f"removed in {rem_s:.1f} s: {out.alleles:,} alleles")
     state = st.read_state(store)

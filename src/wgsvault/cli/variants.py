@@ -7,6 +7,7 @@ and, for `variants callable`, `codec.callable_regions` with `apply.callable`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +32,11 @@ StoreOpt = Annotated[
 ExecutorOpt = Annotated[
     str, typer.Option("--executor", help="Where the per-genome jobs run: local or slurm")
 ]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Local jobs at once")]
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", help="Local jobs at once (default: this machine's cores)")
+]
+#: local jobs at once by default: one per core (each job's DuckDB then uses one thread)
+CORES = os.cpu_count() or 1
 ReleaseOpt = Annotated[
     int | None, typer.Option("--release", help="Read this release instead of the live database")
 ]
@@ -61,7 +66,7 @@ def build(
         str | None, typer.Option("--reference", help="Registered build the VCFs are called on")
     ] = None,
     executor: ExecutorOpt = "local",
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = CORES,
     extract: Annotated[
         bool, typer.Option(help="Extract missing callable regions from kept gVCFs first")
     ] = True,
@@ -97,7 +102,7 @@ def add(
     genome: Annotated[str, typer.Argument(help="National genome id")],
     store: StoreOpt = None,
     executor: ExecutorOpt = "local",
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = CORES,
 ) -> None:
     """Count one more genome (its VCF and callable regions from the catalog)."""
     from wgsvault.variants import engine
@@ -114,7 +119,7 @@ def remove(
     genome: Annotated[str, typer.Argument(help="National genome id")],
     store: StoreOpt = None,
     executor: ExecutorOpt = "local",
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = CORES,
 ) -> None:
     """Withdraw a genome: subtract exactly what adding it added (audited)."""
     from wgsvault.variants import engine
@@ -236,7 +241,7 @@ def callable_cmd(
     min_gq: Annotated[int, typer.Option(help="Least genotype quality")] = 20,
     min_dp: Annotated[int, typer.Option(help="Least depth")] = 10,
     executor: ExecutorOpt = "local",
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = CORES,
 ) -> None:
     """Extract (and register) the callable regions of a genome, or of all that lack them."""
     from wgsvault.variants.cohort import members
