@@ -27,7 +27,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,24 +46,10 @@ from wgsvault.codec.refs import Registry
 from wgsvault.inventory.layout import DEFAULT_LAYOUT
 from wgsvault.inventory.scan import scan
 
+from loopback import free_port, wait_up
+
 REPEATS = 20  # whole-file fetches per client
 CONTIG = "chr20_9995001_11095000"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str) -> None:
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url}: server did not start")
 
 
 def run_clients(n: int, work) -> list[float]:  # type: ignore[no-untyped-def]
@@ -127,9 +112,7 @@ def main() -> None:
         access.add_grant(cat, "bench", genomes=["HSX1"], granted_by="bench")
         access.add_principal(cat, "bench-region")
         region_token = access.issue_token(cat, "bench-region")
-        access.add_grant(
-            cat, "bench-region", genomes=["HSX1"], region=CONTIG, granted_by="bench"
-        )
+        access.add_grant(cat, "bench-region", genomes=["HSX1"], region=CONTIG, granted_by="bench")
         Registry(cat, home / "refs").add(ref, "chr20-region")  # slices are encoded with it
         cat.close()
         for processes in (1, 2):

@@ -88,6 +88,8 @@ from wgsvault.variants.aggregate import Change, ContigTask, write_outputs
 from wgsvault.variants.release import release
 from wgsvault.variants.store import FrequencyStore
 
+from loopback import free_port, wait_up
+
 BUILD = "GRCh38-bench"
 GROUPS = ("rare disease", "oncology", "cardiology")
 REGIONS = ("region-north", "region-south")
@@ -856,24 +858,6 @@ def bench_beacon(store: Path, cat: Catalog, work: Path, a: argparse.Namespace) -
         server.terminate()
         server.wait(10)
     return rows
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str) -> None:
-    for _ in range(400):
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url}: server did not start")
 
 
 # --------------------------------------------------------------------------- main
