@@ -36,7 +36,7 @@ import duckdb
 
 from wgsvault.errors import IntegrityError
 from wgsvault.fsutil import land
-from wgsvault.variants.state import partition, stratum_id
+from wgsvault.variants.state import connect, partition, stratum_id
 
 #: the columns of each stratum in the allele table: `<field>_<stratum id>`
 STRATUM_FIELDS = ("ac", "an", "nhomalt", "nhemi")
@@ -77,7 +77,7 @@ class ContigResult:
 
 def aggregate(task: ContigTask) -> ContigResult:
     """Write the contig's new allele and coverage partitions (see the module docstring)."""
-    con = duckdb.connect(config={"threads": task.threads})
+    con = connect(task.threads)
     try:
         return _aggregate(con, task)
     finally:
@@ -264,7 +264,7 @@ def ensure_lookup(data: Path, contig: str) -> None:
     alleles, out = partition(data, "alleles", contig), partition(data, "lookup", contig)
     if out.exists() or not alleles.exists():
         return
-    con = duckdb.connect()
+    con = connect()
     try:  # sorted: the partition may end in runs that `add` appended (see SORTED_KEY)
         con.execute(
             f"CREATE TABLE alleles AS SELECT * FROM read_parquet('{sql_path(alleles)}') "

@@ -44,13 +44,13 @@ from wgsvault.variants.aggregate import (
     strata_columns,
     write,
 )
-from wgsvault.variants.state import partition, stratum_id
+from wgsvault.variants.state import connect, partition, stratum_id
 
 
 def apply_change(task: ContigTask) -> ContigResult:
     """Write the contig's partitions with one genome added or removed (see the module)."""
     (change,) = task.changes
-    con = duckdb.connect(config={"threads": task.threads})
+    con = connect(task.threads)
     try:
         new_coverage(con, task)
         c, sign = lit(task.contig), change.sign

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from wgsvault import audit
 from wgsvault.apply.executors import Executor, LocalExecutor
 from wgsvault.catalog import Catalog
@@ -272,7 +270,7 @@ def _existing(store: Path) -> dict[str, Any]:
 
 
 def _contigs_of(genome_dir: Path) -> set[str]:
-    con = duckdb.connect()
+    con = st.connect()
     try:
         rows = con.execute(
             "SELECT DISTINCT chrom FROM read_parquet(?) UNION SELECT DISTINCT chrom FROM "
@@ -341,7 +339,7 @@ def _count_alleles(data: Path) -> int:
     files = sorted((data / "alleles").glob("chrom=*/data.parquet"))
     if not files:
         return 0
-    con = duckdb.connect()
+    con = st.connect()
     try:
         row = con.execute(
             "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [[str(f) for f in files]]

@@ -25,7 +25,7 @@ import pysam
 import wgsvault
 from wgsvault.errors import InputError
 from wgsvault.fsutil import land
-from wgsvault.variants.state import data_dir, partition, read_state
+from wgsvault.variants.state import connect, data_dir, partition, read_state
 
 FIELDS = (
     ("AC", "A", "Integer", "Alternate allele count"),
@@ -49,7 +49,7 @@ def export(store: Path, out: Path) -> int:
     contigs: dict[str, int] = state.get("contigs", {})
     files = [p for c in contigs if (p := partition(data, "alleles", c)).exists()]
     names: dict[str, str] = dict(state.get("strata", {}))  # column id -> stratum
-    con = duckdb.connect()
+    con = connect()
     try:
         ids = {names.get(i, i): i for f in files for i in _strata(con, f)}
         ids = dict(sorted(ids.items()))

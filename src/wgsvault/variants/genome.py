@@ -35,6 +35,7 @@ from wgsvault.codec import bcftools
 from wgsvault.errors import InputError
 from wgsvault.fsutil import land
 from wgsvault.variants.ploidy import ploidy_map
+from wgsvault.variants.state import connect
 
 _TSV = "%CHROM\\t%POS\\t%REF\\t%ALT\\t[%GT]\\n"
 
@@ -70,7 +71,7 @@ def count_genome(task: GenomeTask) -> GenomeSummary:
         bcftools.run(task.vcf, "norm", "-m", "-any", "-f", str(task.fasta), "--check-ref", "e",
                   "-O", "u", "-o", str(bcf), str(task.vcf))  # fmt: skip
         bcftools.run(task.vcf, "query", "-f", _TSV, "-o", str(tsv), str(bcf))
-        con = duckdb.connect(config={"threads": task.threads})
+        con = connect(task.threads)
         try:
             calls_tmp, cov_tmp = tmp / "calls.parquet", tmp / "coverage.parquet"
             summary = _count(con, task, tsv, calls_tmp, cov_tmp)

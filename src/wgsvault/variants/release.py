@@ -120,7 +120,7 @@ def _rows(files: list[Path]) -> int:
     alleles = [str(f) for f in files if f.parts[-3] == "alleles"]
     if not alleles:
         return 0
-    con = duckdb.connect()
+    con = st.connect()
     try:
         row = con.execute(
             "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [alleles]

@@ -38,6 +38,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from wgsvault.config import site_config, vault_home
 from wgsvault.errors import InputError
 from wgsvault.fsutil import atomic_write_text
@@ -158,3 +160,12 @@ def lock(store: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for the engine's work: `threads` threads (default: all),
+    and no progress bar (DuckDB draws one for long queries, also in a job's log or a pool's
+    worker, where it only garbles the command's output)."""
+    con = duckdb.connect() if threads is None else duckdb.connect(config={"threads": threads})
+    con.execute("SET enable_progress_bar = false")
+    return con

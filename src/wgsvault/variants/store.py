@@ -25,7 +25,7 @@ import duckdb
 
 from wgsvault.errors import InputError
 from wgsvault.variants.ploidy import alias
-from wgsvault.variants.state import data_dir, partition, read_state
+from wgsvault.variants.state import connect, data_dir, partition, read_state
 
 _TOTAL = "chrom, pos, ref, alt, ac, an, nhomalt, nhemi"
 
@@ -92,7 +92,7 @@ class FrequencyStore:
         self._state = state
         self._data = data_dir(self.path, state)
         self._contigs: list[str] = list(state.get("contigs", {}))
-        self._con = duckdb.connect(config={"threads": 1})
+        self._con = connect(1)
         self._con.execute("SET parquet_metadata_cache = true")
         self._lock = threading.RLock()
         self._tables: dict[str, tuple[str, str, list[str]]] = {}  # contig -> table, columns
