@@ -132,4 +132,7 @@ def open_catalog(url: str, *, migrate: bool = True) -> Catalog:
     except SQLAlchemyError as exc:
         engine.dispose()
         raise CatalogError(f"catalog {parsed!r}: {exc}") from None
+    except BaseException:  # e.g. a revision this release does not know: no connection left open
+        engine.dispose()
+        raise
     return catalog
