@@ -346,7 +346,10 @@ MUTANTS = [
 
 
 def run_tests(tests: tuple[str, ...], pythonpath: Path | None) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WGSVAULT_")}
+    # the tests' own settings only (no WGSVAULT_HOME or catalog of the caller's), but where the
+    # shared data is, for a clone that does not sit beside it
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("WGSVAULT_") or k == "WGSVAULT_SHARED"}  # fmt: skip
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
